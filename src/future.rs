@@ -1,0 +1,198 @@
+//! [`ResponseFuture`]: the response of [`AuthService`](crate::AuthService),
+//! with the renew-and-replay path for 401 answers.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use pin_project_lite::pin_project;
+use tower::Service;
+
+use crate::error::{AuthError, BoxError};
+use crate::replay::{ReplayBody, ReplaySkipped};
+use crate::source::{Credential, CredentialSource};
+
+/// What is needed to send a request a second time.
+pub(crate) struct Retry<S, C, B> {
+    service: S,
+    source: C,
+    rejected: Credential,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Option<ReplayBody<B>>,
+}
+
+impl<S, C, B> Retry<S, C, B> {
+    pub(crate) fn new(
+        service: S,
+        source: C,
+        rejected: Credential,
+        parts: &Parts,
+        body: Option<ReplayBody<B>>,
+    ) -> Self {
+        Self {
+            service,
+            source,
+            rejected,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            extensions: parts.extensions.clone(),
+            body,
+        }
+    }
+
+    fn into_request(self, credential: &Credential) -> (S, Request<ReplayBody<B>>) {
+        let body = self.body.expect("replay body claimed before renewing");
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        *request.extensions_mut() = self.extensions;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, credential.header_value().clone());
+        (self.service, request)
+    }
+}
+
+pin_project! {
+    /// The response future of [`AuthService`](crate::AuthService).
+    pub struct ResponseFuture<S, C, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        C: CredentialSource,
+    {
+        #[pin]
+        state: State<S, C, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, C, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        C: CredentialSource,
+    {
+        Failed { error: Option<AuthError> },
+        First { #[pin] future: S::Future, retry: Option<Retry<S, C, B>> },
+        Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
+        Readying { retry: Option<Retry<S, C, B>>, credential: Option<Credential> },
+        Replaying { #[pin] future: S::Future },
+    }
+}
+
+impl<S, C, B> ResponseFuture<S, C, B>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    C: CredentialSource,
+{
+    pub(crate) fn failed(error: AuthError) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+        }
+    }
+
+    pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, B>>) -> Self {
+        Self {
+            state: State::First { future, retry },
+        }
+    }
+}
+
+impl<S, C, B, RB> Future for ResponseFuture<S, C, B>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    C: CredentialSource,
+    B: http_body::Body,
+{
+    type Output = Result<Response<RB>, AuthError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().unwrap_or_else(|| {
+                        AuthError::source_failed("response future polled after completion", None)
+                    })))
+                }
+                StateProj::First { future, retry } => {
+                    let mut response = ready!(future.poll(cx)).map_err(AuthError::inner)?;
+                    if response.status() != StatusCode::UNAUTHORIZED {
+                        return Poll::Ready(Ok(response));
+                    }
+                    let Some(retry) = retry.take() else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    retry.source.on_unauthorized(&retry.rejected);
+                    if !retry.body.as_ref().is_some_and(ReplayBody::start_replay) {
+                        response
+                            .extensions_mut()
+                            .insert(ReplaySkipped::BodyOverLimit);
+                        return Poll::Ready(Ok(response));
+                    }
+                    drop(response);
+                    let credential = retry.source.credential();
+                    state.set(State::Renewing {
+                        credential,
+                        retry: Some(retry),
+                    });
+                }
+                StateProj::Renewing { credential, retry } => {
+                    let credential = ready!(Pin::new(credential).poll(cx))?;
+                    let retry = retry.take();
+                    state.set(State::Readying {
+                        retry,
+                        credential: Some(credential),
+                    });
+                }
+                StateProj::Readying { retry, credential } => {
+                    let Some(pending) = retry.as_mut() else {
+                        unreachable!("Readying always holds its retry until it moves on")
+                    };
+                    ready!(pending.service.poll_ready(cx)).map_err(AuthError::inner)?;
+                    let (Some(retry), Some(credential)) = (retry.take(), credential.take()) else {
+                        unreachable!("Readying always holds its retry and credential")
+                    };
+                    let (mut service, request) = retry.into_request(&credential);
+                    let future = service.call(request);
+                    state.set(State::Replaying { future });
+                }
+                StateProj::Replaying { future } => {
+                    return future.poll(cx).map_err(AuthError::inner);
+                }
+            }
+        }
+    }
+}
+
+impl<S, C, B> fmt::Debug for ResponseFuture<S, C, B>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    C: CredentialSource,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Failed { .. } => "failed",
+            State::First { .. } => "first",
+            State::Renewing { .. } => "renewing",
+            State::Readying { .. } => "readying",
+            State::Replaying { .. } => "replaying",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

@@ -1,0 +1,108 @@
+//! [`AuthLayer`]: configuration for [`AuthService`].
+
+use std::sync::Arc;
+
+use tower::Layer;
+
+use crate::base_url::BaseUrl;
+use crate::replay::DEFAULT_REPLAY_LIMIT;
+use crate::service::AuthService;
+use crate::source::CredentialSource;
+
+/// What every [`AuthService`] built from one layer shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) base_url: BaseUrl,
+    pub(crate) override_existing: bool,
+    pub(crate) replay_limit: usize,
+}
+
+/// Stamps `Authorization` from a [`CredentialSource`] on every request to the
+/// configured [`BaseUrl`].
+///
+/// - Requests whose URI is only a path are resolved against the base URL.
+/// - Requests to any other origin pass through without credentials.
+/// - An `Authorization` header the caller set is kept, unless
+///   [`override_existing`](Self::override_existing) is on.
+/// - The stamped header value is marked sensitive.
+/// - With a renewing source ([`Ibsso`](crate::Ibsso)), a 401 renews the
+///   credential and the request is replayed once, transparently.
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response};
+/// use http_body_util::Empty;
+/// use bytes::Bytes;
+/// use infobip_auth::{ApiKey, AuthLayer, BaseUrl, ReplayBody};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let base = BaseUrl::new("https://xyz.api.infobip.com")?;
+/// let transport = service_fn(|req: Request<ReplayBody<Empty<Bytes>>>| async move {
+///     let auth = req.headers()["authorization"].clone();
+///     Ok::<_, Infallible>(Response::new(auth))
+/// });
+/// let client = ServiceBuilder::new()
+///     .layer(AuthLayer::new(base, ApiKey::new("my-api-key")?))
+///     .service(transport);
+///
+/// let response = client
+///     .oneshot(Request::get("/sms/1/reports").body(Empty::new())?)
+///     .await?;
+/// assert_eq!(response.body(), "App my-api-key");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthLayer<C> {
+    source: C,
+    config: Arc<Config>,
+}
+
+impl<C> AuthLayer<C> {
+    /// Stamps credentials from `source` on requests to `base_url`.
+    pub fn new(base_url: BaseUrl, source: C) -> Self {
+        Self {
+            source,
+            config: Arc::new(Config {
+                base_url,
+                override_existing: false,
+                replay_limit: DEFAULT_REPLAY_LIMIT,
+            }),
+        }
+    }
+
+    /// Replace an `Authorization` header the caller set (default: keep it,
+    /// and leave such requests alone).
+    pub fn override_existing(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.config).override_existing = yes;
+        self
+    }
+
+    /// How many body bytes are kept so that a request answered 401 can be
+    /// replayed (default [`DEFAULT_REPLAY_LIMIT`], 64 KiB). Only renewing
+    /// sources keep anything.
+    pub fn replay_limit(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.config).replay_limit = bytes;
+        self
+    }
+
+    /// The source this layer stamps from.
+    pub fn source(&self) -> &C {
+        &self.source
+    }
+}
+
+impl<S, C> Layer<S> for AuthLayer<C>
+where
+    C: CredentialSource + Clone,
+{
+    type Service = AuthService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService::from_parts(inner, self.source.clone(), self.config.clone())
+    }
+}

@@ -1,0 +1,392 @@
+//! [`ReplayBody`]: the request body the inner service receives, kept as it
+//! streams so that a request answered 401 can be sent once more.
+//!
+//! Nothing is buffered up front. While the first attempt streams, each data
+//! chunk is kept (a reference-counted [`Bytes`], not a copy) until the total
+//! passes the cap; past it, the kept chunks are dropped and the request can
+//! no longer be replayed. A replay sends the kept chunks and then continues
+//! with the part of the original body the first attempt never read, so no
+//! byte is sent twice or lost, however early the server answered.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::error::BoxError;
+
+/// The default cap on bytes kept for a replay: 64 KiB.
+pub const DEFAULT_REPLAY_LIMIT: usize = 64 * 1024;
+
+/// Marks a 401 response that was not replayed, as a response extension.
+///
+/// ```
+/// # fn check(response: http::Response<()>) {
+/// use infobip_auth::ReplaySkipped;
+///
+/// if response.extensions().get::<ReplaySkipped>().is_some() {
+///     // The credential was renewed, but this request's body was too large to
+///     // send again: send it again yourself if that is safe.
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReplaySkipped {
+    /// The body was larger than the replay limit, so it was not kept.
+    BodyOverLimit,
+}
+
+/// What [`ReplayBody`] reports when the first attempt reads its body after
+/// the replay took it over.
+const TAKEN_OVER: &str = "request body was handed over to the replayed request";
+
+pin_project! {
+    /// The request body [`AuthService`](crate::AuthService) hands to the inner
+    /// service: the caller's body `B`, recorded for a replay where the source
+    /// can renew its credential, passed through untouched otherwise.
+    ///
+    /// It yields [`Bytes`] chunks and boxed errors, which hyper and
+    /// hyper-util clients accept as they are.
+    pub struct ReplayBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Plain { #[pin] body: B },
+        Empty,
+        Recording { shared: Arc<Mutex<Shared<B>>> },
+        Replaying { shared: Arc<Mutex<Shared<B>>>, next: usize },
+    }
+}
+
+struct Shared<B> {
+    /// What is left of the caller's body; `None` once it has ended.
+    body: Option<Pin<Box<B>>>,
+    kept: Vec<Bytes>,
+    kept_len: usize,
+    cap: usize,
+    trailers: Option<HeaderMap>,
+    overflowed: bool,
+    replaying: bool,
+    hint: SizeHint,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn to_bytes<D: Buf>(mut data: D) -> Bytes {
+    // Zero-copy when `D` is already `Bytes`.
+    data.copy_to_bytes(data.remaining())
+}
+
+impl<B> ReplayBody<B> {
+    /// Wraps `body` without recording it.
+    pub fn new(body: B) -> Self {
+        Self {
+            kind: Kind::Plain { body },
+        }
+    }
+}
+
+impl<B: Body> ReplayBody<B> {
+    /// Splits `body` into the body for the first attempt and, if the request
+    /// may be replayed at all, the handle for the replay.
+    pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<Self>) {
+        if body.is_end_stream() {
+            return (Self::new(body), Some(Self { kind: Kind::Empty }));
+        }
+        let hint = body.size_hint();
+        if hint.lower() > cap as u64 {
+            return (Self::new(body), None);
+        }
+        let shared = Arc::new(Mutex::new(Shared {
+            body: Some(Box::pin(body)),
+            kept: Vec::new(),
+            kept_len: 0,
+            cap,
+            trailers: None,
+            overflowed: false,
+            replaying: false,
+            hint,
+        }));
+        let first = Self {
+            kind: Kind::Recording {
+                shared: shared.clone(),
+            },
+        };
+        let replay = Self {
+            kind: Kind::Replaying { shared, next: 0 },
+        };
+        (first, Some(replay))
+    }
+
+    /// Claims the body for the replay. Returns `false` if more than the cap
+    /// was read, so the request cannot be sent again whole. After this the
+    /// first attempt's body yields an error if it is polled again.
+    pub(crate) fn start_replay(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Replaying { shared, .. } => {
+                let mut shared = lock(shared);
+                if shared.overflowed {
+                    return false;
+                }
+                shared.replaying = true;
+                true
+            }
+            Kind::Plain { .. } | Kind::Recording { .. } => false,
+        }
+    }
+}
+
+impl<B> From<Bytes> for ReplayBody<B>
+where
+    B: From<Bytes>,
+{
+    fn from(bytes: Bytes) -> Self {
+        Self::new(B::from(bytes))
+    }
+}
+
+impl<B> Body for ReplayBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().kind.project() {
+            KindProj::Plain { body } => body
+                .poll_frame(cx)
+                .map_ok(|frame| frame.map_data(to_bytes))
+                .map_err(Into::into),
+            KindProj::Empty => Poll::Ready(None),
+            KindProj::Recording { shared } => {
+                let mut shared = lock(shared);
+                if shared.replaying {
+                    return Poll::Ready(Some(Err(TAKEN_OVER.into())));
+                }
+                shared.poll_recording(cx)
+            }
+            KindProj::Replaying { shared, next } => {
+                let mut shared = lock(shared);
+                if let Some(chunk) = shared.kept.get(*next) {
+                    *next += 1;
+                    return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
+                }
+                shared.poll_rest(cx)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Plain { body } => body.is_end_stream(),
+            Kind::Empty => true,
+            Kind::Recording { shared } => lock(shared).rest_is_end(),
+            Kind::Replaying { shared, next } => {
+                let shared = lock(shared);
+                *next >= shared.kept.len() && shared.rest_is_end()
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Plain { body } => body.size_hint(),
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Recording { shared } => {
+                let shared = lock(shared);
+                match &shared.body {
+                    Some(body) => body.size_hint(),
+                    None => SizeHint::with_exact(0),
+                }
+            }
+            // The replay sends the whole body again.
+            Kind::Replaying { shared, .. } => lock(shared).hint.clone(),
+        }
+    }
+}
+
+impl<B> Shared<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    fn poll_recording(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match std::task::ready!(body.as_mut().poll_frame(cx)) {
+            None => {
+                self.body = None;
+                return Poll::Ready(None);
+            }
+            Some(Err(error)) => return Poll::Ready(Some(Err(error.into()))),
+            Some(Ok(frame)) => frame.map_data(to_bytes),
+        };
+        if !self.overflowed {
+            if let Some(data) = frame.data_ref() {
+                if self.kept_len + data.len() > self.cap {
+                    self.overflowed = true;
+                    self.kept = Vec::new();
+                } else {
+                    self.kept_len += data.len();
+                    self.kept.push(data.clone());
+                }
+            } else if let Some(trailers) = frame.trailers_ref() {
+                self.trailers = Some(trailers.clone());
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn poll_rest(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(body) = self.body.as_mut() {
+            match std::task::ready!(body.as_mut().poll_frame(cx)) {
+                Some(frame) => {
+                    return Poll::Ready(Some(
+                        frame.map(|f| f.map_data(to_bytes)).map_err(Into::into),
+                    ))
+                }
+                None => self.body = None,
+            }
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+}
+
+impl<B> Shared<B> {
+    fn rest_is_end(&self) -> bool
+    where
+        B: Body,
+    {
+        self.body.as_ref().map_or(true, |b| b.is_end_stream()) && self.trailers.is_none()
+    }
+}
+
+impl<B> fmt::Debug for ReplayBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Plain { .. } => "plain",
+            Kind::Empty => "empty",
+            Kind::Recording { .. } => "recording",
+            Kind::Replaying { .. } => "replaying",
+        };
+        f.debug_struct("ReplayBody").field("kind", &kind).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+    use http_body_util::{BodyExt, Full, StreamBody};
+
+    type Chunks = StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, BoxError>>>>;
+
+    fn chunks(parts: &[&'static [u8]]) -> Chunks {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = parts
+            .iter()
+            .map(|p| Ok(Frame::data(Bytes::from_static(p))))
+            .collect();
+        StreamBody::new(stream::iter(frames))
+    }
+
+    async fn read_n<B>(body: &mut ReplayBody<B>, n: usize) -> Vec<u8>
+    where
+        B: Body + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            match body.frame().await {
+                Some(Ok(frame)) => out.extend_from_slice(&frame.into_data().unwrap()),
+                other => panic!("unexpected {:?}", other.map(|r| r.is_ok())),
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn replay_after_partial_read_sends_prefix_then_rest() {
+        let (mut first, replay) = ReplayBody::recorded(chunks(&[b"ab", b"cd", b"ef"]), 1024);
+        assert_eq!(read_n(&mut first, 1).await, b"ab");
+        let replay = replay.unwrap();
+        assert!(replay.start_replay());
+        // The first attempt can no longer read.
+        assert!(first.frame().await.unwrap().is_err());
+        let all = replay.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn replay_after_full_read_sends_everything_once() {
+        let (first, replay) = ReplayBody::recorded(chunks(&[b"ab", b"cd"]), 1024);
+        assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"abcd");
+        let replay = replay.unwrap();
+        assert!(replay.start_replay());
+        assert_eq!(&replay.collect().await.unwrap().to_bytes()[..], b"abcd");
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_refuses_replay() {
+        let (first, replay) = ReplayBody::recorded(chunks(&[b"abc", b"def"]), 4);
+        assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"abcdef");
+        assert!(!replay.unwrap().start_replay());
+    }
+
+    #[tokio::test]
+    async fn exact_size_over_cap_is_not_recorded() {
+        let (first, replay) = ReplayBody::recorded(Full::new(Bytes::from_static(b"abcdef")), 4);
+        assert!(replay.is_none());
+        assert!(matches!(first.kind, Kind::Plain { .. }));
+    }
+
+    #[tokio::test]
+    async fn empty_body_is_always_replayable() {
+        let (first, replay) = ReplayBody::recorded(http_body_util::Empty::<Bytes>::new(), 0);
+        assert!(first.is_end_stream());
+        let replay = replay.unwrap();
+        assert!(replay.start_replay());
+        assert!(replay.is_end_stream());
+        assert_eq!(replay.size_hint().exact(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn replay_keeps_trailers_and_size_hint() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-check", "1".parse().unwrap());
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"xy"))),
+            Ok(Frame::trailers(trailers.clone())),
+        ];
+        let (first, replay) = ReplayBody::recorded(StreamBody::new(stream::iter(frames)), 64);
+        let collected = first.collect().await.unwrap();
+        assert_eq!(collected.trailers(), Some(&trailers));
+        let replay = replay.unwrap();
+        assert!(replay.start_replay());
+        let again = replay.collect().await.unwrap();
+        assert_eq!(again.trailers(), Some(&trailers));
+        assert_eq!(&again.to_bytes()[..], b"xy");
+    }
+}

@@ -1,0 +1,182 @@
+//! [`AuthService`]: the middleware built by [`AuthLayer`](crate::AuthLayer).
+//!
+//! # Where the credential is resolved
+//!
+//! `poll_ready` first resolves the credential (a session source may log in
+//! here) and only then readies the inner service. A slow login therefore
+//! never holds an inner slot (a `ConcurrencyLimit` permit, a pool checkout).
+//! When the source fails, `poll_ready` still returns `Ready(Ok(()))` without
+//! readying the inner service, and the next `call` fails that one request
+//! with the source's [`AuthError`]: a failed login never poisons a `Buffer`
+//! or a balancer in front of the service.
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use http_body::Body;
+use tower::Service;
+
+use crate::base_url::BaseUrl;
+use crate::error::{AuthError, BoxError, ErrorKind};
+use crate::future::{ResponseFuture, Retry};
+use crate::layer::Config;
+use crate::replay::ReplayBody;
+use crate::source::{Credential, CredentialSource};
+
+enum Pending<F> {
+    Idle,
+    Resolving(F),
+    Resolved(Result<Credential, AuthError>),
+}
+
+/// Stamps `Authorization` on requests to one origin; see
+/// [`AuthLayer`](crate::AuthLayer) for the behaviour.
+///
+/// Cloning gives a service that is not ready yet, as tower expects.
+pub struct AuthService<S, C: CredentialSource> {
+    inner: S,
+    source: C,
+    config: Arc<Config>,
+    pending: Pending<C::Future>,
+}
+
+impl<S, C: CredentialSource> AuthService<S, C> {
+    /// Wraps `inner`, stamping credentials from `source` on requests to
+    /// `base_url`. [`AuthLayer`](crate::AuthLayer) offers more options.
+    pub fn new(inner: S, base_url: BaseUrl, source: C) -> Self
+    where
+        C: Clone,
+    {
+        tower::Layer::layer(&crate::AuthLayer::new(base_url, source), inner)
+    }
+
+    pub(crate) fn from_parts(inner: S, source: C, config: Arc<Config>) -> Self {
+        Self {
+            inner,
+            source,
+            config,
+            pending: Pending::Idle,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The credential source.
+    pub fn source(&self) -> &C {
+        &self.source
+    }
+}
+
+impl<S: Clone, C: CredentialSource + Clone> Clone for AuthService<S, C> {
+    fn clone(&self) -> Self {
+        Self::from_parts(self.inner.clone(), self.source.clone(), self.config.clone())
+    }
+}
+
+impl<S: fmt::Debug, C: CredentialSource + fmt::Debug> fmt::Debug for AuthService<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService")
+            .field("inner", &self.inner)
+            .field("source", &self.source)
+            .field("base_url", &self.config.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, B, RB> Service<Request<B>> for AuthService<S, C>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    C: CredentialSource + Clone,
+    B: Body,
+{
+    type Response = Response<RB>;
+    type Error = AuthError;
+    type Future = ResponseFuture<S, C, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        loop {
+            match &mut self.pending {
+                Pending::Idle => self.pending = Pending::Resolving(self.source.credential()),
+                Pending::Resolving(future) => {
+                    let resolved = std::task::ready!(Pin::new(future).poll(cx));
+                    self.pending = Pending::Resolved(resolved);
+                }
+                // The error is reported by `call`, for this request only.
+                Pending::Resolved(Err(_)) => return Poll::Ready(Ok(())),
+                Pending::Resolved(Ok(_)) => break,
+            }
+        }
+        self.inner.poll_ready(cx).map_err(AuthError::inner)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let credential = match mem::replace(&mut self.pending, Pending::Idle) {
+            Pending::Resolved(resolved) => resolved,
+            _ => {
+                return ResponseFuture::failed(AuthError::new(
+                    ErrorKind::Inner,
+                    "AuthService::call was called before poll_ready returned Ready",
+                ))
+            }
+        };
+        let (mut parts, body) = request.into_parts();
+        let ours = if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
+            // Moved, not cloned: cloning a parsed path allocates.
+            let path = mem::take(&mut parts.uri)
+                .into_parts()
+                .path_and_query
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            parts.uri = self.config.base_url.resolve(path);
+            true
+        } else {
+            self.config.base_url.matches(&parts.uri)
+        };
+        let keep_callers =
+            !self.config.override_existing && parts.headers.contains_key(AUTHORIZATION);
+        if !ours || keep_callers {
+            let request = Request::from_parts(parts, ReplayBody::new(body));
+            return ResponseFuture::first(self.inner.call(request), None);
+        }
+        let credential = match credential {
+            Ok(credential) => credential,
+            Err(error) => return ResponseFuture::failed(error),
+        };
+        parts
+            .headers
+            .insert(AUTHORIZATION, credential.header_value().clone());
+        if !self.source.can_renew() {
+            let request = Request::from_parts(parts, ReplayBody::new(body));
+            return ResponseFuture::first(self.inner.call(request), None);
+        }
+        let (first, replay) = ReplayBody::recorded(body, self.config.replay_limit);
+        let retry = Retry::new(
+            self.inner.clone(),
+            self.source.clone(),
+            credential,
+            &parts,
+            replay,
+        );
+        let request = Request::from_parts(parts, first);
+        ResponseFuture::first(self.inner.call(request), Some(retry))
+    }
+}

@@ -1,0 +1,203 @@
+//! The bytes of Infobip's session endpoints: the login request, and what
+//! each login answer means.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::transport::Answer;
+use crate::error::{AuthError, ErrorKind};
+use crate::secret::{is_visible_ascii, sensitive_header, zeroizing_bytes};
+
+/// Where sessions are created and destroyed.
+pub(super) const SESSION_PATH: &str = "/auth/1/session";
+
+#[derive(Serialize)]
+struct LoginBody<'a> {
+    username: &'a str,
+    password: &'a str,
+    #[serde(rename = "unsafe")]
+    not_ip_bound: bool,
+}
+
+#[derive(Deserialize)]
+struct LoginAnswer<'a> {
+    #[serde(borrow)]
+    token: Cow<'a, str>,
+}
+
+/// `POST /auth/1/session` with the JSON body, no `Authorization` header.
+/// The body lives in a buffer that is zeroized when the request is done.
+pub(super) fn login_request(
+    uri: &Uri,
+    username: &str,
+    password: &str,
+    not_ip_bound: bool,
+) -> Result<Request<Bytes>, AuthError> {
+    let body = LoginBody {
+        username,
+        password,
+        not_ip_bound,
+    };
+    // Room for the worst-case escaping, so the buffer never reallocates and
+    // leaves a copy of the password behind.
+    let capacity = 64 + 6 * (username.len() + password.len());
+    let mut json = Zeroizing::new(Vec::with_capacity(capacity));
+    serde_json::to_writer(&mut *json, &body).map_err(|e| {
+        AuthError::new(
+            ErrorKind::InvalidCredential,
+            "could not encode the login request",
+        )
+        .with_source(e)
+    })?;
+    let mut request = Request::new(zeroizing_bytes(json));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri.clone();
+    let headers = request.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    Ok(request)
+}
+
+/// The `IBSSO <token>` header from a login answer, or the error it means.
+pub(super) fn login_result(answer: &Answer) -> Result<HeaderValue, AuthError> {
+    let status = answer.status;
+    if status == StatusCode::OK || status == StatusCode::CREATED {
+        return token_header(&answer.body);
+    }
+    let error = match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => AuthError::new(
+            ErrorKind::BadCredentials,
+            format!(
+                "Infobip rejected the username or password (HTTP {}); check them before trying again",
+                status.as_u16()
+            ),
+        ),
+        StatusCode::TOO_MANY_REQUESTS => AuthError::new(
+            ErrorKind::Throttled,
+            "Infobip throttled the login (HTTP 429)",
+        )
+        .with_retry_after(retry_after(answer)),
+        StatusCode::BAD_REQUEST => AuthError::new(
+            ErrorKind::LoginFailed,
+            "Infobip refused the login request as malformed (HTTP 400)",
+        ),
+        _ => AuthError::new(
+            ErrorKind::LoginFailed,
+            format!("Infobip's login failed with HTTP {}", status.as_u16()),
+        ),
+    };
+    Err(error)
+}
+
+fn token_header(body: &[u8]) -> Result<HeaderValue, AuthError> {
+    let answer: LoginAnswer<'_> = serde_json::from_slice(body).map_err(|_| {
+        AuthError::new(
+            ErrorKind::InvalidResponse,
+            "login response is not JSON with a \"token\" string",
+        )
+    })?;
+    let mut token = answer.token;
+    let header = if is_visible_ascii(token.as_bytes()) {
+        sensitive_header("IBSSO", token.as_bytes())
+    } else {
+        None
+    };
+    if let Cow::Owned(owned) = &mut token {
+        owned.zeroize();
+    }
+    header.ok_or_else(|| {
+        AuthError::new(
+            ErrorKind::InvalidResponse,
+            "login response token is empty or has characters a header cannot carry",
+        )
+    })
+}
+
+/// `Retry-After` in seconds; HTTP dates are not honoured (the backoff applies).
+fn retry_after(answer: &Answer) -> Option<Duration> {
+    let value = answer.headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn answer(status: u16, body: &'static [u8]) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn login_body_is_json_with_escaping() {
+        let uri: Uri = "https://api.infobip.com/auth/1/session".parse().unwrap();
+        let request = login_request(&uri, "us\"er", "pa\\ss", true).unwrap();
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
+        assert!(request.headers().get("authorization").is_none());
+        let value: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"username": "us\"er", "password": "pa\\ss", "unsafe": true})
+        );
+    }
+
+    #[test]
+    fn token_becomes_sensitive_ibsso_header() {
+        let header = login_result(&answer(200, br#"{"token":"d3c49f59-734a"}"#)).unwrap();
+        assert_eq!(header, "IBSSO d3c49f59-734a");
+        assert!(header.is_sensitive());
+    }
+
+    #[test]
+    fn malformed_answers_are_typed_errors() {
+        for body in [
+            &b"not json"[..],
+            br#"{}"#,
+            br#"{"token": 5}"#,
+            br#"{"token": ""}"#,
+            br#"{"token": "a\r\nb"}"#,
+            br#"{"token": "a b"}"#,
+            br#"{"token": "\u00e9"}"#,
+        ] {
+            let error = login_result(&Answer {
+                status: StatusCode::OK,
+                headers: HeaderMap::new(),
+                body: Bytes::copy_from_slice(body),
+            })
+            .unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        assert!(login_result(&answer(401, b""))
+            .unwrap_err()
+            .is_bad_credentials());
+        assert!(login_result(&answer(403, b""))
+            .unwrap_err()
+            .is_bad_credentials());
+        assert_eq!(
+            login_result(&answer(500, b"")).unwrap_err().kind(),
+            ErrorKind::LoginFailed
+        );
+        let mut throttled = answer(429, b"");
+        throttled
+            .headers
+            .insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        let error = login_result(&throttled).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Throttled);
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
+    }
+}

@@ -1,0 +1,355 @@
+//! Where credentials come from: the [`CredentialSource`] trait and its
+//! implementations.
+//!
+//! | source | header |
+//! |---|---|
+//! | [`ApiKey`] | `App <key>` (recommended by Infobip) |
+//! | [`Basic`] | `Basic <base64(username:password)>` |
+//! | [`Ibsso`] | `IBSSO <session token>`, logged in, renewed and replayed on 401 |
+//! | [`from_fn`] | whatever your closure returns |
+//!
+//! # Writing a source
+//!
+//! A source hands out a [`Credential`] (the full header value) through a
+//! future. Static sources return [`std::future::Ready`]; sources that fetch
+//! from elsewhere (a vault, a file, an environment variable) can use
+//! [`from_fn`] or implement the trait. The future must be [`Unpin`] because
+//! [`AuthService`](crate::AuthService) resolves it inside `poll_ready`, before
+//! it readies the inner service; box it (`Pin<Box<_>>`) if yours is not.
+//!
+//! ```
+//! use std::future::{ready, Ready};
+//! use infobip_auth::{AuthError, Credential, CredentialSource};
+//!
+//! /// Reads the API key from the environment each time it is needed.
+//! #[derive(Clone)]
+//! struct EnvKey;
+//!
+//! impl CredentialSource for EnvKey {
+//!     type Future = Ready<Result<Credential, AuthError>>;
+//!
+//!     fn credential(&self) -> Self::Future {
+//!         let key = std::env::var("INFOBIP_API_KEY")
+//!             .map_err(|_| AuthError::source_failed("INFOBIP_API_KEY is not set", None));
+//!         ready(key.and_then(|key| Credential::new("App", &key)))
+//!     }
+//! }
+//! ```
+//!
+//! A source that can obtain a *new* credential (a session, a token) returns
+//! `true` from [`can_renew`](CredentialSource::can_renew); the service then
+//! reports every 401 to [`on_unauthorized`](CredentialSource::on_unauthorized)
+//! with the credential that was rejected, asks for a fresh one and replays the
+//! request once.
+
+mod api_key;
+mod basic;
+mod ibsso;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use http::HeaderValue;
+
+pub use api_key::ApiKey;
+pub use basic::Basic;
+pub use ibsso::{
+    Ibsso, IbssoBuilder, IbssoFuture, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+};
+
+use crate::error::AuthError;
+use crate::secret::{is_visible_ascii, sensitive_header, REDACTED};
+
+/// The value to stamp into `Authorization`, e.g. `App 003026bb...`, with the
+/// generation it belongs to.
+///
+/// The header value is always marked [sensitive](HeaderValue::set_sensitive),
+/// and `Debug` never prints it. Cloning is cheap (a reference count).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    value: HeaderValue,
+    generation: u64,
+}
+
+impl Credential {
+    /// Builds `"<scheme> <secret>"`, e.g. `Credential::new("App", key)`.
+    ///
+    /// The bytes are kept in a buffer that is zeroized when the last clone is
+    /// dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidCredential`](crate::ErrorKind::InvalidCredential) if the scheme
+    /// or the secret is empty or contains anything but visible ASCII.
+    pub fn new(scheme: &str, secret: &str) -> Result<Self, AuthError> {
+        if !is_visible_ascii(scheme.as_bytes()) {
+            return Err(AuthError::invalid_credential(
+                "scheme must be a non-empty visible ASCII word",
+            ));
+        }
+        if !is_visible_ascii(secret.as_bytes()) {
+            return Err(AuthError::invalid_credential(
+                "credential must be non-empty visible ASCII without spaces or control characters",
+            ));
+        }
+        let value = sensitive_header(scheme, secret.as_bytes()).ok_or_else(|| {
+            AuthError::invalid_credential("credential is not a valid header value")
+        })?;
+        Ok(Self::from_header_value(value))
+    }
+
+    /// Wraps a complete header value, marking it sensitive.
+    pub fn from_header_value(mut value: HeaderValue) -> Self {
+        value.set_sensitive(true);
+        Self {
+            value,
+            generation: 0,
+        }
+    }
+
+    /// Tags the credential with a generation, so that a renewing source can
+    /// tell a 401 for its current credential from a late 401 for an old one.
+    pub fn with_generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// The header value to stamp.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    /// The generation this credential belongs to (0 for static sources).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("value", &REDACTED)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// Supplies the `Authorization` value for each request.
+///
+/// See the [module documentation](self) for how to write one.
+pub trait CredentialSource {
+    /// The future [`credential`](Self::credential) returns.
+    type Future: Future<Output = Result<Credential, AuthError>> + Unpin;
+
+    /// The credential to stamp on the next request.
+    ///
+    /// # Errors
+    ///
+    /// An error fails the request it was meant for; nothing is sent.
+    fn credential(&self) -> Self::Future;
+
+    /// Whether this source can obtain a new credential after a 401. When it
+    /// can, the service keeps what it needs to replay requests once. Static
+    /// sources leave the default, `false`.
+    fn can_renew(&self) -> bool {
+        false
+    }
+
+    /// Called when a request stamped with `rejected` was answered 401.
+    ///
+    /// A renewing source drops `rejected` if it is still its current
+    /// credential (compare [`generation`](Credential::generation)s), so that
+    /// the next [`credential`](Self::credential) call obtains a fresh one.
+    fn on_unauthorized(&self, rejected: &Credential) {
+        let _ = rejected;
+    }
+}
+
+impl<T: CredentialSource + ?Sized> CredentialSource for Arc<T> {
+    type Future = T::Future;
+
+    fn credential(&self) -> Self::Future {
+        (**self).credential()
+    }
+
+    fn can_renew(&self) -> bool {
+        (**self).can_renew()
+    }
+
+    fn on_unauthorized(&self, rejected: &Credential) {
+        (**self).on_unauthorized(rejected)
+    }
+}
+
+impl<T: CredentialSource + ?Sized> CredentialSource for Box<T> {
+    type Future = T::Future;
+
+    fn credential(&self) -> Self::Future {
+        (**self).credential()
+    }
+
+    fn can_renew(&self) -> bool {
+        (**self).can_renew()
+    }
+
+    fn on_unauthorized(&self, rejected: &Credential) {
+        (**self).on_unauthorized(rejected)
+    }
+}
+
+/// Object-safe mirror of [`CredentialSource`] behind [`BoxCredentialSource`].
+trait DynSource: Send + Sync {
+    fn credential(&self) -> BoxFuture<'static, Result<Credential, AuthError>>;
+    fn can_renew(&self) -> bool;
+    fn on_unauthorized(&self, rejected: &Credential);
+}
+
+impl<C> DynSource for C
+where
+    C: CredentialSource + Send + Sync,
+    C::Future: Send + 'static,
+{
+    fn credential(&self) -> BoxFuture<'static, Result<Credential, AuthError>> {
+        Box::pin(CredentialSource::credential(self))
+    }
+
+    fn can_renew(&self) -> bool {
+        CredentialSource::can_renew(self)
+    }
+
+    fn on_unauthorized(&self, rejected: &Credential) {
+        CredentialSource::on_unauthorized(self, rejected)
+    }
+}
+
+/// A type-erased, cloneable [`CredentialSource`], for choosing the source at
+/// run time (e.g. from configuration) while keeping one service type.
+///
+/// Each credential lookup allocates one boxed future.
+#[derive(Clone)]
+pub struct BoxCredentialSource(Arc<dyn DynSource>);
+
+impl BoxCredentialSource {
+    /// Erases the type of `source`.
+    pub fn new<C>(source: C) -> Self
+    where
+        C: CredentialSource + Send + Sync + 'static,
+        C::Future: Send + 'static,
+    {
+        Self(Arc::new(source))
+    }
+}
+
+impl CredentialSource for BoxCredentialSource {
+    type Future = BoxFuture<'static, Result<Credential, AuthError>>;
+
+    fn credential(&self) -> Self::Future {
+        self.0.credential()
+    }
+
+    fn can_renew(&self) -> bool {
+        self.0.can_renew()
+    }
+
+    fn on_unauthorized(&self, rejected: &Credential) {
+        self.0.on_unauthorized(rejected)
+    }
+}
+
+impl fmt::Debug for BoxCredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxCredentialSource")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`CredentialSource`] built from a closure; see [`from_fn`].
+#[derive(Clone)]
+pub struct SourceFn<F> {
+    f: F,
+}
+
+/// Builds a [`CredentialSource`] from a closure returning a future of a
+/// [`Credential`]: keys from a vault, a file or the environment.
+///
+/// The closure runs once per request; its future is boxed (one allocation
+/// per request). Implement [`CredentialSource`] directly to avoid that.
+///
+/// ```
+/// use infobip_auth::{source, Credential};
+///
+/// let source = source::from_fn(|| async {
+///     // e.g. fetch from a secret store here
+///     Credential::new("App", "003026bbc133714df1834b8638bb496e")
+/// });
+/// # let _ = source;
+/// ```
+pub fn from_fn<F, Fut>(f: F) -> SourceFn<F>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Credential, AuthError>>,
+{
+    SourceFn { f }
+}
+
+impl<F, Fut> CredentialSource for SourceFn<F>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Credential, AuthError>>,
+{
+    type Future = Pin<Box<Fut>>;
+
+    fn credential(&self) -> Self::Future {
+        Box::pin((self.f)())
+    }
+}
+
+impl<F> fmt::Debug for SourceFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceFn").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn _object_safe(_: &dyn DynSource) {}
+
+    #[test]
+    fn credential_validates_and_redacts() {
+        let c = Credential::new("App", "secret-key").unwrap();
+        assert_eq!(c.header_value(), "App secret-key");
+        assert!(c.header_value().is_sensitive());
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("secret-key"), "{debug}");
+        assert!(Credential::new("App", "")
+            .unwrap_err()
+            .is_invalid_credential());
+        assert!(Credential::new("App", "a\nb").is_err());
+        assert!(Credential::new("", "abc").is_err());
+        assert!(Credential::new("Ap p", "abc").is_err());
+    }
+
+    #[test]
+    fn from_header_value_marks_sensitive() {
+        let c = Credential::from_header_value(HeaderValue::from_static("App x"));
+        assert!(c.header_value().is_sensitive());
+        assert_eq!(c.with_generation(7).generation(), 7);
+    }
+
+    #[tokio::test]
+    async fn closure_and_boxed_sources_forward() {
+        let source = from_fn(|| async { Credential::new("App", "k1") });
+        assert_eq!(source.credential().await.unwrap().header_value(), "App k1");
+        assert!(!source.can_renew());
+        let boxed = BoxCredentialSource::new(ApiKey::new("k2").unwrap());
+        assert_eq!(boxed.credential().await.unwrap().header_value(), "App k2");
+        let shared = Arc::new(ApiKey::new("k3").unwrap());
+        assert_eq!(shared.credential().await.unwrap().header_value(), "App k3");
+    }
+}

@@ -1,0 +1,33 @@
+//! [`FakeInfobip`]: a real HTTP/1.1 server on 127.0.0.1 that speaks
+//! Infobip's authentication endpoints, for tests, benchmarks and demos that
+//! must run offline. Enabled by the `test-util` feature.
+//!
+//! It serves:
+//!
+//! - `POST /auth/1/session`: JSON `{"username", "password", "unsafe"}` →
+//!   `{"token": ...}`, or Infobip-shaped 401 JSON for a wrong pair;
+//! - `DELETE /auth/1/session` with `Authorization: IBSSO <token>` → 204;
+//! - any other path: an authenticated endpoint (e.g. `POST
+//!   /sms/2/text/advanced`) that accepts a valid `App`, `Basic` or `IBSSO`
+//!   credential, reads the whole body and answers 200, or answers 401 JSON.
+//!
+//! Sessions expire after [`SESSION_IDLE_TIMEOUT`] without use, on tokio's
+//! clock. Knobs inject faults; counters tell what happened.
+//!
+//! # Example
+//!
+//! ```
+//! use infobip_auth::testing::FakeInfobip;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let fake = FakeInfobip::start().await?;
+//! assert_eq!(fake.base_url().host(), "127.0.0.1");
+//! assert_eq!(fake.logins(), 0);
+//! # Ok(())
+//! # }
+//! ```
+
+mod server;
+
+pub use server::{Accepted, FakeInfobip, SESSION_IDLE_TIMEOUT};

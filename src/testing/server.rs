@@ -1,0 +1,452 @@
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::BaseUrl;
+
+/// How long an unused session lives on the fake server, as on Infobip.
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+const UNAUTHORIZED_JSON: &str = r#"{"requestError":{"serviceException":{"messageId":"UNAUTHORIZED","text":"Invalid login details"}}}"#;
+const FORBIDDEN_JSON: &str =
+    r#"{"requestError":{"serviceException":{"messageId":"FORBIDDEN","text":"Forbidden"}}}"#;
+
+/// One request the authenticated endpoint accepted.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The request path.
+    pub path: String,
+    /// The `x-request-id` header, if any.
+    pub request_id: Option<String>,
+    /// The scheme of the credential (`App`, `Basic`, `IBSSO`).
+    pub scheme: String,
+    /// The whole body as received.
+    pub body: Bytes,
+}
+
+/// A fake Infobip server on 127.0.0.1; see the [module docs](super).
+///
+/// Stops when dropped.
+pub struct FakeInfobip {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+struct State {
+    api_keys: Vec<String>,
+    users: HashMap<String, String>,
+    sessions: HashMap<String, Instant>,
+    next_token: u64,
+    idle_timeout: Duration,
+    // knobs
+    fail_logins: Vec<StatusCode>,
+    login_latency: Duration,
+    early_401: Vec<usize>,
+    forbid: usize,
+    // counters
+    logins: usize,
+    failed_logins: usize,
+    logouts: usize,
+    rejected: usize,
+    accepted: Vec<Accepted>,
+    authorizations: Vec<Option<HeaderValue>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FakeInfobip {
+    /// The API key the server accepts (`App test-api-key`).
+    pub const API_KEY: &'static str = "test-api-key";
+    /// The username it accepts for Basic and for logins.
+    pub const USERNAME: &'static str = "test-user";
+    /// The password that goes with [`USERNAME`](Self::USERNAME).
+    pub const PASSWORD: &'static str = "test-password";
+
+    /// Binds an ephemeral port on 127.0.0.1 and serves until dropped.
+    ///
+    /// # Errors
+    ///
+    /// If the port cannot be bound.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State {
+            api_keys: vec![Self::API_KEY.to_owned()],
+            users: HashMap::from([(Self::USERNAME.to_owned(), Self::PASSWORD.to_owned())]),
+            sessions: HashMap::new(),
+            next_token: 0,
+            idle_timeout: SESSION_IDLE_TIMEOUT,
+            fail_logins: Vec::new(),
+            login_latency: Duration::ZERO,
+            early_401: Vec::new(),
+            forbid: 0,
+            logins: 0,
+            failed_logins: 0,
+            logouts: 0,
+            rejected: 0,
+            accepted: Vec::new(),
+            authorizations: Vec::new(),
+        }));
+        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        Ok(Self { addr, state, task })
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>` as a [`BaseUrl`].
+    pub fn base_url(&self) -> BaseUrl {
+        BaseUrl::insecure_loopback(&format!("http://{}", self.addr))
+            .expect("a loopback address is a valid insecure base URL")
+    }
+
+    /// The absolute URI of `path` on this server.
+    pub fn uri(&self, path: &str) -> Uri {
+        format!("http://{}{}", self.addr, path)
+            .parse()
+            .expect("path must be a valid URI path")
+    }
+
+    /// Accepts another API key.
+    pub fn add_api_key(&self, key: &str) {
+        lock(&self.state).api_keys.push(key.to_owned());
+    }
+
+    /// Ends every session now, as if they had all expired.
+    pub fn revoke_sessions(&self) {
+        lock(&self.state).sessions.clear();
+    }
+
+    /// Answers the next `n` logins with `status` (a 429 carries
+    /// `Retry-After: 1`).
+    pub fn fail_next_logins(&self, n: usize, status: StatusCode) {
+        lock(&self.state)
+            .fail_logins
+            .extend(std::iter::repeat(status).take(n));
+    }
+
+    /// Delays every login answer by `latency`.
+    pub fn set_login_latency(&self, latency: Duration) {
+        lock(&self.state).login_latency = latency;
+    }
+
+    /// Sets how long an unused session lives (default [`SESSION_IDLE_TIMEOUT`]).
+    pub fn set_session_idle_timeout(&self, timeout: Duration) {
+        lock(&self.state).idle_timeout = timeout;
+    }
+
+    /// Answers the next `n` authenticated requests 401 after reading only
+    /// `read_bytes` of their body (whatever their credential).
+    pub fn reject_early(&self, n: usize, read_bytes: usize) {
+        lock(&self.state)
+            .early_401
+            .extend(std::iter::repeat(read_bytes).take(n));
+    }
+
+    /// Answers the next `n` authenticated requests 403, as Infobip does for a
+    /// credential that lacks a permission.
+    pub fn forbid_next(&self, n: usize) {
+        lock(&self.state).forbid += n;
+    }
+
+    /// Login requests received, successful or not.
+    pub fn logins(&self) -> usize {
+        lock(&self.state).logins
+    }
+
+    /// Login requests answered with an error.
+    pub fn failed_logins(&self) -> usize {
+        lock(&self.state).failed_logins
+    }
+
+    /// Sessions ended by `DELETE /auth/1/session`.
+    pub fn logouts(&self) -> usize {
+        lock(&self.state).logouts
+    }
+
+    /// Requests the authenticated endpoint answered 401 or 403.
+    pub fn rejected(&self) -> usize {
+        lock(&self.state).rejected
+    }
+
+    /// Requests the authenticated endpoint accepted.
+    pub fn accepted(&self) -> usize {
+        lock(&self.state).accepted.len()
+    }
+
+    /// Every accepted request, in order, with its body.
+    pub fn accepted_requests(&self) -> Vec<Accepted> {
+        lock(&self.state).accepted.clone()
+    }
+
+    /// The `Authorization` header of every request to the authenticated
+    /// endpoint, accepted or not, exactly as received.
+    pub fn authorizations(&self) -> Vec<Option<HeaderValue>> {
+        lock(&self.state).authorizations.clone()
+    }
+
+    /// Live sessions.
+    pub fn sessions(&self) -> usize {
+        let mut state = lock(&self.state);
+        state.expire_sessions();
+        state.sessions.len()
+    }
+}
+
+impl Drop for FakeInfobip {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl fmt::Debug for FakeInfobip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeInfobip")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
+    // Connections live in the set, so stopping the loop stops them too.
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let state = state.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    match (request.method(), path.as_str()) {
+        (&Method::POST, "/auth/1/session") => login(state, request).await,
+        (&Method::DELETE, "/auth/1/session") => logout(state, &request),
+        _ => authenticated(state, request, path).await,
+    }
+}
+
+async fn login(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (failure, latency) = {
+        let mut state = lock(state);
+        state.logins += 1;
+        let failure = (!state.fail_logins.is_empty()).then(|| state.fail_logins.remove(0));
+        (failure, state.login_latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let body = request.into_body().collect().await.map(|b| b.to_bytes());
+    if let Some(status) = failure {
+        lock(state).failed_logins += 1;
+        let mut response = json(
+            status,
+            r#"{"requestError":{"serviceException":{"messageId":"FAILED","text":"Injected failure"}}}"#,
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        return response;
+    }
+    let fields = body
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| {
+            let user = v.get("username")?.as_str()?.to_owned();
+            let pass = v.get("password")?.as_str()?.to_owned();
+            Some((user, pass))
+        });
+    let mut state = lock(state);
+    let valid = fields
+        .as_ref()
+        .is_some_and(|(user, pass)| state.users.get(user) == Some(pass));
+    if !valid {
+        state.failed_logins += 1;
+        return json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON);
+    }
+    state.next_token += 1;
+    let token = format!(
+        "{:08x}-fake-{:016x}",
+        state.next_token,
+        rand_suffix(state.next_token)
+    );
+    state.sessions.insert(token.clone(), Instant::now());
+    json(StatusCode::OK, format!(r#"{{"token":"{token}"}}"#))
+}
+
+/// Token bytes that differ between runs of one server, so tests cannot
+/// depend on them.
+fn rand_suffix(n: u64) -> u64 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(17)
+}
+
+fn logout(state: &Mutex<State>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut state = lock(state);
+    state.expire_sessions();
+    let token = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("IBSSO "));
+    match token {
+        Some(token) if state.sessions.remove(token).is_some() => {
+            state.logouts += 1;
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        _ => json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON),
+    }
+}
+
+impl State {
+    fn expire_sessions(&mut self) {
+        let now = Instant::now();
+        let idle = self.idle_timeout;
+        self.sessions
+            .retain(|_, last| now.saturating_duration_since(*last) < idle);
+    }
+
+    /// Whether `value` is a credential this server accepts; slides the
+    /// session's idle clock when it is a session.
+    fn authorize(&mut self, value: Option<&HeaderValue>) -> Option<String> {
+        let value = value?.to_str().ok()?;
+        let (scheme, credential) = value.split_once(' ')?;
+        let ok = match scheme {
+            "App" => self.api_keys.iter().any(|k| k == credential),
+            "Basic" => STANDARD
+                .decode(credential)
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|pair| {
+                    let (user, pass) = pair.split_once(':')?;
+                    Some(self.users.get(user).is_some_and(|p| p == pass))
+                })
+                .unwrap_or(false),
+            "IBSSO" => {
+                self.expire_sessions();
+                match self.sessions.get_mut(credential) {
+                    Some(last) => {
+                        *last = Instant::now();
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        ok.then(|| scheme.to_owned())
+    }
+}
+
+async fn authenticated(
+    state: &Mutex<State>,
+    request: Request<Incoming>,
+    path: String,
+) -> Response<Full<Bytes>> {
+    let (parts, mut body) = request.into_parts();
+    let (early, forbid, scheme) = {
+        let mut state = lock(state);
+        state
+            .authorizations
+            .push(parts.headers.get(AUTHORIZATION).cloned());
+        let early = (!state.early_401.is_empty()).then(|| state.early_401.remove(0));
+        let forbid = early.is_none() && state.forbid > 0;
+        if forbid {
+            state.forbid -= 1;
+        }
+        let scheme = state.authorize(parts.headers.get(AUTHORIZATION));
+        (early, forbid, scheme)
+    };
+    if let Some(limit) = early {
+        let mut read = 0;
+        while read < limit {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+        lock(state).rejected += 1;
+        return json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON);
+    }
+    let Some(scheme) = scheme else {
+        lock(state).rejected += 1;
+        return json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON);
+    };
+    if forbid {
+        lock(state).rejected += 1;
+        return json(StatusCode::FORBIDDEN, FORBIDDEN_JSON);
+    }
+    let mut received = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    received.extend_from_slice(data);
+                }
+            }
+            Err(_) => return json(StatusCode::BAD_REQUEST, r#"{"error":"body"}"#),
+        }
+    }
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let size = received.len();
+    lock(state).accepted.push(Accepted {
+        path,
+        request_id,
+        scheme,
+        body: received.freeze(),
+    });
+    json(StatusCode::OK, format!(r#"{{"received":{size}}}"#))
+}
