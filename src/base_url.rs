@@ -113,9 +113,6 @@ impl BaseUrl {
         if host.is_empty() {
             return Err(AuthError::invalid_base_url("base URL has no host"));
         }
-        if authority.as_str().ends_with(':') {
-            return Err(AuthError::invalid_base_url("base URL has an empty port"));
-        }
         if !https {
             if !is_loopback(&host) {
                 return Err(AuthError::invalid_base_url(
@@ -128,7 +125,24 @@ impl BaseUrl {
                 ));
             }
         }
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        // `Authority::port` hides a port that does not fit in a u16, so read
+        // the text after the last ':' that is not inside IPv6 brackets.
+        let after_host = authority
+            .as_str()
+            .rsplit_once(']')
+            .map_or(authority.as_str(), |(_, rest)| rest);
+        let port = match after_host.rsplit_once(':') {
+            None if https => 443,
+            None => 80,
+            Some((_, port)) => match port.parse::<u16>() {
+                Ok(port) if port != 0 => port,
+                _ => {
+                    return Err(AuthError::invalid_base_url(
+                        "base URL port is not valid (1 to 65535)",
+                    ))
+                }
+            },
+        };
         let text = format!(
             "{}://{}",
             if https { "https" } else { "http" },
@@ -269,8 +283,9 @@ mod tests {
         assert!(err("https://user:pw@api.infobip.com").contains("user information"));
         assert!(err("ftp://api.infobip.com").contains("scheme"));
         assert!(err("https://").contains("no host"));
-        assert!(err("https://api.infobip.com:").contains("port"));
-        assert!(err("https://api.infobip.com:99999").contains("not valid"));
+        assert!(err("https://api.infobip.com:").contains("port is not valid"));
+        assert!(err("https://api.infobip.com:99999").contains("port is not valid"));
+        assert!(err("https://api.infobip.com:0").contains("port is not valid"));
         assert!(err("https://bad host").contains("not valid"));
         assert!(!err("https://user:pw@api.infobip.com").contains("pw"));
         let e = BaseUrl::new("https://a.com/x").unwrap_err();

@@ -219,7 +219,7 @@ where
                 }
             }
             // The replay sends the whole body again.
-            Kind::Replaying { shared, .. } => lock(shared).hint.clone(),
+            Kind::Replaying { shared, .. } => lock(shared).hint,
         }
     }
 }

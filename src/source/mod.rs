@@ -203,9 +203,9 @@ impl<T: CredentialSource + ?Sized> CredentialSource for Box<T> {
 
 /// Object-safe mirror of [`CredentialSource`] behind [`BoxCredentialSource`].
 trait DynSource: Send + Sync {
-    fn credential(&self) -> BoxFuture<'static, Result<Credential, AuthError>>;
-    fn can_renew(&self) -> bool;
-    fn on_unauthorized(&self, rejected: &Credential);
+    fn dyn_credential(&self) -> BoxFuture<'static, Result<Credential, AuthError>>;
+    fn dyn_can_renew(&self) -> bool;
+    fn dyn_on_unauthorized(&self, rejected: &Credential);
 }
 
 impl<C> DynSource for C
@@ -213,15 +213,15 @@ where
     C: CredentialSource + Send + Sync,
     C::Future: Send + 'static,
 {
-    fn credential(&self) -> BoxFuture<'static, Result<Credential, AuthError>> {
+    fn dyn_credential(&self) -> BoxFuture<'static, Result<Credential, AuthError>> {
         Box::pin(CredentialSource::credential(self))
     }
 
-    fn can_renew(&self) -> bool {
+    fn dyn_can_renew(&self) -> bool {
         CredentialSource::can_renew(self)
     }
 
-    fn on_unauthorized(&self, rejected: &Credential) {
+    fn dyn_on_unauthorized(&self, rejected: &Credential) {
         CredentialSource::on_unauthorized(self, rejected)
     }
 }
@@ -248,15 +248,15 @@ impl CredentialSource for BoxCredentialSource {
     type Future = BoxFuture<'static, Result<Credential, AuthError>>;
 
     fn credential(&self) -> Self::Future {
-        self.0.credential()
+        self.0.dyn_credential()
     }
 
     fn can_renew(&self) -> bool {
-        self.0.can_renew()
+        self.0.dyn_can_renew()
     }
 
     fn on_unauthorized(&self, rejected: &Credential) {
-        self.0.on_unauthorized(rejected)
+        self.0.dyn_on_unauthorized(rejected)
     }
 }
 

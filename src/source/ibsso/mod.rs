@@ -28,24 +28,7 @@
 //! # }
 //! ```
 //!
-//! # Behaviour
-//!
-//! - **Renewal.** Every credential carries the generation of the session it
-//!   belongs to. A 401 drops the session only if that generation is still the
-//!   current one, so a late 401 never discards a fresh session; one login then
-//!   runs and every waiting request shares its outcome.
-//! - **Idle expiry.** Infobip ends a session after 60 idle minutes. The source
-//!   remembers when it last handed out the token and logs in again, instead of
-//!   sending on a session it knows is dead, once
-//!   [`idle_timeout`](IbssoBuilder::idle_timeout) has passed.
-//! - **Failed logins.** Every waiter gets the [`AuthError`]. Further logins are
-//!   suppressed for a backoff that doubles with each consecutive failure (from
-//!   1 s up to 60 s by default, at least as long as a 429's `Retry-After`);
-//!   meanwhile requests fail at once with [`ErrorKind::BackingOff`].
-//! - **Cancellation.** If every request waiting on a login is dropped, the
-//!   login is dropped too, and the next request starts a new one.
-//! - **Logout.** [`Ibsso::logout`] ends the session on the server. A request
-//!   made afterwards logs in again.
+//! See [`Ibsso`] for how sessions are renewed, expired and retried.
 
 mod transport;
 mod wire;
@@ -85,7 +68,28 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
 
 type LoginFuture = Shared<BoxFuture<'static, Result<Credential, AuthError>>>;
 
-/// An Infobip session source; see the [module documentation](self).
+/// An Infobip session source: `Authorization: IBSSO <token>`.
+///
+/// Logs in on first use (`POST /auth/1/session`), keeps the token, and on a
+/// 401 renews the session once for every waiting request while
+/// [`AuthService`](crate::AuthService) replays each request once.
+///
+/// - **Renewal.** Every credential carries the generation of the session it
+///   belongs to. A 401 drops the session only if that generation is still the
+///   current one, so a late 401 never discards a fresh session; one login then
+///   runs and every waiting request shares its outcome.
+/// - **Idle expiry.** Infobip ends a session after 60 idle minutes. The source
+///   remembers when it last handed out the token and, once
+///   [`idle_timeout`](IbssoBuilder::idle_timeout) has passed, logs in again
+///   instead of sending on a session it knows is dead.
+/// - **Failed logins.** Every waiter gets the [`AuthError`]. Further logins are
+///   suppressed for a backoff that doubles with each consecutive failure (from
+///   1 s up to 60 s by default, at least as long as a 429's `Retry-After`);
+///   meanwhile requests fail at once with [`ErrorKind::BackingOff`].
+/// - **Cancellation.** If every request waiting on a login is dropped, the
+///   login is dropped too, and the next request starts a new one.
+/// - **Logout.** [`Ibsso::logout`] ends the session on the server. A request
+///   made afterwards logs in again.
 ///
 /// Clones share one session.
 #[derive(Clone)]

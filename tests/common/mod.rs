@@ -1,0 +1,52 @@
+#![allow(dead_code, unreachable_pub)]
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use infobip_auth::testing::FakeInfobip;
+use infobip_auth::{AuthError, AuthLayer, AuthService, CredentialSource, Ibsso, ReplayBody};
+use tower::{Service, ServiceExt};
+
+pub type HyperClient = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
+
+pub fn hyper_client() -> HyperClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn ibsso(fake: &FakeInfobip, client: &HyperClient) -> Ibsso {
+    Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .build(client.clone())
+    .unwrap()
+}
+
+pub fn authed<C: CredentialSource + Clone>(
+    fake: &FakeInfobip,
+    source: C,
+) -> AuthService<HyperClient, C> {
+    tower::Layer::layer(&AuthLayer::new(fake.base_url(), source), hyper_client())
+}
+
+pub fn sms(body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    Request::post("/sms/2/text/advanced")
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .unwrap()
+}
+
+pub async fn send<S, B>(service: &S, request: Request<B>) -> Result<(StatusCode, Bytes), AuthError>
+where
+    S: Service<Request<B>, Response = Response<Incoming>, Error = AuthError> + Clone,
+{
+    let response = service.clone().oneshot(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Ok((status, body))
+}

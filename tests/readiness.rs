@@ -1,0 +1,115 @@
+//! Readiness and header handling, with tower-test's mock inner service.
+
+use std::future::ready;
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use http_body_util::Empty;
+use infobip_auth::{source, ApiKey, AuthError, AuthLayer, BaseUrl, Credential, ReplayBody};
+use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
+use tower_test::mock;
+
+type Req = Request<ReplayBody<Empty<Bytes>>>;
+
+fn base() -> BaseUrl {
+    BaseUrl::new("https://api.infobip.com").unwrap()
+}
+
+fn request() -> Request<Empty<Bytes>> {
+    Request::get("https://api.infobip.com/sms/1/reports")
+        .body(Empty::new())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn poll_ready_is_pending_while_inner_is_not_ready() {
+    let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap());
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<()>, _>(layer);
+
+    handle.allow(0);
+    assert_pending!(service.poll_ready());
+    assert_pending!(service.poll_ready());
+
+    handle.allow(1);
+    assert_ready_ok!(service.poll_ready());
+    let response = service.call(request());
+    let (seen, send) = handle.next_request().await.unwrap();
+    assert_eq!(seen.headers()[AUTHORIZATION], "App key");
+    assert!(seen.headers()[AUTHORIZATION].is_sensitive());
+    send.send_response(Response::new(()));
+    response.await.unwrap();
+
+    // The permit was used: not ready again until the inner service is.
+    assert_pending!(service.poll_ready());
+}
+
+#[tokio::test]
+async fn caller_set_authorization_is_preserved_by_default() {
+    let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap());
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<()>, _>(layer);
+    handle.allow(1);
+    assert_ready_ok!(service.poll_ready());
+    let mut req = request();
+    req.headers_mut()
+        .insert(AUTHORIZATION, "App callers-own".parse().unwrap());
+    let response = service.call(req);
+    let (seen, send) = handle.next_request().await.unwrap();
+    assert_eq!(seen.headers()[AUTHORIZATION], "App callers-own");
+    assert_eq!(seen.headers().get_all(AUTHORIZATION).iter().count(), 1);
+    send.send_response(Response::new(()));
+    response.await.unwrap();
+}
+
+#[tokio::test]
+async fn override_existing_replaces_caller_header() {
+    let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap()).override_existing(true);
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<()>, _>(layer);
+    handle.allow(1);
+    assert_ready_ok!(service.poll_ready());
+    let mut req = request();
+    req.headers_mut()
+        .insert(AUTHORIZATION, "App callers-own".parse().unwrap());
+    let response = service.call(req);
+    let (seen, send) = handle.next_request().await.unwrap();
+    assert_eq!(seen.headers()[AUTHORIZATION], "App key");
+    assert_eq!(seen.headers().get_all(AUTHORIZATION).iter().count(), 1);
+    send.send_response(Response::new(()));
+    response.await.unwrap();
+}
+
+#[tokio::test]
+async fn path_only_request_is_resolved_against_base_url() {
+    let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap());
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<()>, _>(layer);
+    handle.allow(1);
+    assert_ready_ok!(service.poll_ready());
+    let req = Request::get("/sms/1/reports?limit=5")
+        .body(Empty::new())
+        .unwrap();
+    let response = service.call(req);
+    let (seen, send) = handle.next_request().await.unwrap();
+    assert_eq!(seen.uri(), "https://api.infobip.com/sms/1/reports?limit=5");
+    assert_eq!(seen.headers()[AUTHORIZATION], "App key");
+    send.send_response(Response::new(()));
+    response.await.unwrap();
+}
+
+#[tokio::test]
+async fn failing_source_fails_the_request_without_sending_it() {
+    let failing = source::from_fn(|| {
+        ready(Err::<Credential, _>(AuthError::source_failed(
+            "vault unreachable",
+            None,
+        )))
+    });
+    let layer = AuthLayer::new(base(), failing);
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<()>, _>(layer);
+    handle.allow(1);
+    // Ready, so that a Buffer or balancer in front does not drop the service.
+    assert_ready_ok!(service.poll_ready());
+    let mut response = task::spawn(service.call(request()));
+    let error = assert_ready_err!(response.poll());
+    assert_eq!(error.kind(), infobip_auth::ErrorKind::Source);
+    assert_pending!(handle.poll_request());
+}
