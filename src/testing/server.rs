@@ -418,6 +418,9 @@ async fn authenticated(
         return json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON);
     }
     let Some(scheme) = scheme else {
+        // Read the body first, as a server that checks credentials after
+        // parsing the request does; the connection stays usable.
+        while let Some(Ok(_)) = body.frame().await {}
         lock(state).rejected += 1;
         return json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON);
     };

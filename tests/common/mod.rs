@@ -11,10 +11,31 @@ use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{AuthError, AuthLayer, AuthService, CredentialSource, Ibsso, ReplayBody};
 use tower::{Service, ServiceExt};
 
-pub type HyperClient = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
+pub type HyperClient<B = Full<Bytes>> = Client<HttpConnector, ReplayBody<B>>;
 
 pub fn hyper_client() -> HyperClient {
+    hyper_client_for()
+}
+
+pub fn hyper_client_for<B>() -> HyperClient<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<infobip_auth::BoxError>,
+{
     Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub type StreamingBody = http_body_util::combinators::BoxBody<Bytes, infobip_auth::BoxError>;
+
+/// A body that yields `chunks` one at a time, with no size hint.
+pub fn streaming(chunks: Vec<Bytes>) -> StreamingBody {
+    use futures_util::StreamExt;
+    let frames = futures_util::stream::iter(chunks).then(|chunk| async move {
+        tokio::task::yield_now().await;
+        Ok(http_body::Frame::data(chunk))
+    });
+    BodyExt::boxed(http_body_util::StreamBody::new(frames))
 }
 
 pub fn ibsso(fake: &FakeInfobip, client: &HyperClient) -> Ibsso {

@@ -1,0 +1,318 @@
+//! The IBSSO session source against FakeInfobip on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{
+    authed, hyper_client, hyper_client_for, ibsso, send, sms, streaming, HyperClient, StreamingBody,
+};
+use futures_util::future::join_all;
+use http::{Request, StatusCode};
+use infobip_auth::testing::FakeInfobip;
+use infobip_auth::{
+    AuthLayer, CredentialSource, ErrorKind, Ibsso, ReplaySkipped, DEFAULT_REPLAY_LIMIT,
+};
+use tower::{Layer, ServiceExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_once_for_1000_concurrent_requests_on_revoked_session() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let service = authed(&fake, ibsso(&fake, &client));
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(fake.logins(), 1);
+
+    fake.revoke_sessions();
+    let requests = (0..1000).map(|i| {
+        let service = service.clone();
+        tokio::spawn(async move { send(&service, sms(format!("{{\"n\":{i}}}"))).await })
+    });
+    let results = join_all(requests).await;
+    let ok = results
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok((StatusCode::OK, _)))))
+        .count();
+    assert_eq!(ok, 1000);
+    assert_eq!(fake.logins(), 2, "one login at start, exactly one renewal");
+    assert_eq!(fake.accepted(), 1001);
+}
+
+#[tokio::test]
+async fn late_401_for_an_old_generation_does_not_log_in_again() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let source = ibsso(&fake, &client);
+    let service = authed(&fake, source.clone());
+    let old = source.credential().await.unwrap();
+    assert_eq!(fake.logins(), 1);
+
+    fake.revoke_sessions();
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(fake.logins(), 2);
+    let fresh = source.credential().await.unwrap();
+    assert_ne!(fresh.generation(), old.generation());
+
+    // A 401 that arrives late, for a request stamped before the renewal.
+    source.on_unauthorized(&old);
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(fake.logins(), 2);
+    assert_eq!(source.credential().await.unwrap(), fresh);
+}
+
+fn streaming_service(
+    fake: &FakeInfobip,
+    source: Ibsso,
+    limit: usize,
+) -> infobip_auth::AuthService<HyperClient<StreamingBody>, Ibsso> {
+    AuthLayer::new(fake.base_url(), source)
+        .replay_limit(limit)
+        .layer(hyper_client_for::<StreamingBody>())
+}
+
+fn chunks(total: usize, size: usize) -> (Vec<Bytes>, Bytes) {
+    let all: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+    let chunks = all.chunks(size).map(Bytes::copy_from_slice).collect();
+    (chunks, Bytes::from(all))
+}
+
+#[tokio::test]
+async fn replays_whole_body_once_when_401_comes_before_body_was_read() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let service = streaming_service(&fake, ibsso(&fake, &client), DEFAULT_REPLAY_LIMIT);
+    let (parts, whole) = chunks(48 * 1024, 4096);
+
+    // The server answers 401 after reading 5 bytes of the body.
+    fake.reject_early(1, 5);
+    let request = Request::post("/sms/2/text/advanced")
+        .body(streaming(parts))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.extensions().get::<ReplaySkipped>().is_none());
+
+    let accepted = fake.accepted_requests();
+    assert_eq!(accepted.len(), 1, "processed exactly once");
+    assert_eq!(accepted[0].body, whole, "every byte, once, in order");
+    assert_eq!(fake.rejected(), 1);
+    assert_eq!(fake.logins(), 2, "the 401 renewed the session");
+}
+
+#[tokio::test]
+async fn body_over_the_cap_gets_401_with_marker_and_next_request_renews() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let service = streaming_service(&fake, ibsso(&fake, &client), DEFAULT_REPLAY_LIMIT);
+    let warm = Request::post("/sms/2/text/advanced")
+        .body(streaming(vec![Bytes::from_static(b"{}")]))
+        .unwrap();
+    assert_eq!(
+        service.clone().oneshot(warm).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    fake.revoke_sessions();
+    let (parts, _) = chunks(1024 * 1024, 64 * 1024);
+    let request = Request::post("/sms/2/text/advanced")
+        .body(streaming(parts))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.extensions().get::<ReplaySkipped>(),
+        Some(&ReplaySkipped::BodyOverLimit)
+    );
+    assert_eq!(
+        fake.logins(),
+        1,
+        "no login for a request that cannot be replayed"
+    );
+
+    let next = Request::post("/sms/2/text/advanced")
+        .body(streaming(vec![Bytes::from_static(b"{}")]))
+        .unwrap();
+    let response = service.clone().oneshot(next).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        fake.logins(),
+        2,
+        "the session was renewed for the next request"
+    );
+    assert_eq!(fake.rejected(), 1);
+}
+
+#[tokio::test]
+async fn idle_session_is_renewed_before_sending_not_after_a_401() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let service = authed(&fake, ibsso(&fake, &client));
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(fake.logins(), 1);
+
+    // 61 idle minutes, on tokio's clock (shared with the fake server).
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(61 * 60)).await;
+    tokio::time::resume();
+    assert_eq!(fake.sessions(), 0, "the server ended the idle session");
+
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(fake.rejected(), 0, "no 401 was ever seen");
+    assert_eq!(fake.logins(), 2, "logged in again instead");
+}
+
+#[tokio::test]
+async fn bad_password_fails_every_waiter_and_backoff_limits_logins() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let source = Ibsso::builder(fake.base_url(), FakeInfobip::USERNAME, "wrong-password")
+        // Longer than this test can take, so every later request falls in it.
+        .backoff(Duration::from_secs(600), Duration::from_secs(600))
+        .build(client.clone())
+        .unwrap();
+    let service = authed(&fake, source);
+
+    let waiters = (0..20).map(|_| send(&service, sms("{}")));
+    for result in join_all(waiters).await {
+        let error = result.unwrap_err();
+        assert!(error.is_bad_credentials(), "{error:?}");
+    }
+    assert_eq!(fake.logins(), 1, "one login for all concurrent waiters");
+
+    for _ in 0..100 {
+        let error = send(&service, sms("{}")).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::BackingOff);
+        assert!(error.retry_after().is_some());
+    }
+    // Bound: one login per backoff window; the whole test fits in one.
+    assert_eq!(fake.logins(), 1);
+    assert_eq!(
+        fake.authorizations().len(),
+        0,
+        "nothing was sent unauthenticated"
+    );
+}
+
+#[tokio::test]
+async fn login_server_error_is_typed_and_a_later_request_logs_in() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let source = Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .backoff(Duration::ZERO, Duration::ZERO)
+    .build(client.clone())
+    .unwrap();
+    let service = authed(&fake, source);
+    fake.fail_next_logins(1, StatusCode::SERVICE_UNAVAILABLE);
+    let error = send(&service, sms("{}")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::LoginFailed);
+    assert!(error.to_string().contains("503"));
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(fake.logins(), 2);
+}
+
+#[tokio::test]
+async fn throttled_login_honours_retry_after() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let source = Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .backoff(Duration::ZERO, Duration::ZERO)
+    .build(client.clone())
+    .unwrap();
+    let service = authed(&fake, source);
+    fake.fail_next_logins(1, StatusCode::TOO_MANY_REQUESTS);
+    let error = send(&service, sms("{}")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Throttled);
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(1)));
+    // Within the server's Retry-After: no new login.
+    let error = send(&service, sms("{}")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::BackingOff);
+    assert_eq!(fake.logins(), 1);
+}
+
+#[tokio::test]
+async fn login_timeout_is_a_typed_error() {
+    let fake = FakeInfobip::start().await.unwrap();
+    fake.set_login_latency(Duration::from_secs(5));
+    let client = hyper_client();
+    let source = Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .login_timeout(Duration::from_millis(50))
+    .build(client.clone())
+    .unwrap();
+    let service = authed(&fake, source);
+    let error = send(&service, sms("{}")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn forbidden_never_triggers_a_login() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let service = authed(&fake, ibsso(&fake, &client));
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    fake.forbid_next(1);
+    assert_eq!(
+        send(&service, sms("{}")).await.unwrap().0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(fake.logins(), 1);
+    assert_eq!(fake.authorizations().len(), 2, "no replay after a 403");
+}
+
+#[tokio::test]
+async fn logout_deletes_the_current_session_and_next_request_logs_in() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let source = ibsso(&fake, &client);
+    let service = authed(&fake, source.clone());
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(fake.sessions(), 1);
+
+    // The fake answers 401 to a DELETE with any other token.
+    source.logout().await.unwrap();
+    assert_eq!(fake.logouts(), 1);
+    assert_eq!(fake.sessions(), 0);
+    assert!(!source.has_session());
+    // Nothing left to end.
+    source.logout().await.unwrap();
+    assert_eq!(fake.logouts(), 1);
+
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(fake.logins(), 2);
+    assert_eq!(fake.rejected(), 0);
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_debug_or_errors() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let source = ibsso(&fake, &client);
+    let token = source.credential().await.unwrap();
+    let token = token.header_value().to_str().unwrap()["IBSSO ".len()..].to_owned();
+    let debug = format!(
+        "{source:?} {:?} {:?}",
+        source.credential().await.unwrap(),
+        Ibsso::builder(fake.base_url(), "u", FakeInfobip::PASSWORD)
+    );
+    assert!(!debug.contains(&token), "{debug}");
+    assert!(!debug.contains(FakeInfobip::PASSWORD), "{debug}");
+
+    let bad = Ibsso::builder(fake.base_url(), FakeInfobip::USERNAME, "secret-wrong-pw")
+        .build(client.clone())
+        .unwrap();
+    let error = bad.credential().await.unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains("secret-wrong-pw"), "{text}");
+}
