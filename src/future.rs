@@ -137,7 +137,9 @@ where
                         return Poll::Ready(Ok(response));
                     };
                     retry.source.on_unauthorized(&retry.rejected);
-                    if !retry.body.as_ref().is_some_and(ReplayBody::start_replay) {
+                    let replayed = retry.body.as_ref().is_some_and(ReplayBody::start_replay);
+                    retry.source.on_replay(replayed);
+                    if !replayed {
                         response
                             .extensions_mut()
                             .insert(ReplaySkipped::BodyOverLimit);

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,29 +15,48 @@ use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{
     AuthLayer, CredentialSource, ErrorKind, Ibsso, ReplaySkipped, DEFAULT_REPLAY_LIMIT,
 };
-use tower::{Layer, ServiceExt};
+use tokio::sync::Barrier;
+use tower::{Layer, Service, ServiceExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renews_once_for_1000_concurrent_requests_on_revoked_session() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();
-    let service = authed(&fake, ibsso(&fake, &client));
+    let source = ibsso(&fake, &client);
+    let service = authed(&fake, source.clone());
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_eq!(fake.logins(), 1);
 
     fake.revoke_sessions();
+    // Every request takes its credential before any is sent, so all 1,000
+    // carry the revoked token.
+    let barrier = Arc::new(Barrier::new(1000));
     let requests = (0..1000).map(|i| {
-        let service = service.clone();
-        tokio::spawn(async move { send(&service, sms(format!("{{\"n\":{i}}}"))).await })
+        let mut service = service.clone();
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            service.ready().await?;
+            barrier.wait().await;
+            let response = service.call(sms(format!("{{\"n\":{i}}}"))).await?;
+            Ok::<_, infobip_auth::AuthError>(response.status())
+        })
     });
     let results = join_all(requests).await;
     let ok = results
         .into_iter()
-        .filter(|r| matches!(r, Ok(Ok((StatusCode::OK, _)))))
+        .filter(|r| matches!(r, Ok(Ok(StatusCode::OK))))
         .count();
     assert_eq!(ok, 1000);
     assert_eq!(fake.logins(), 2, "one login at start, exactly one renewal");
     assert_eq!(fake.accepted(), 1001);
+    assert_eq!(
+        fake.rejected(),
+        1000,
+        "all 1,000 were sent on the revoked session"
+    );
+    let stats = source.stats();
+    assert_eq!((stats.logins, stats.renewals), (2, 1));
+    assert_eq!(stats.replays, 1000, "each rejected request replayed once");
 }
 
 #[tokio::test]
@@ -104,7 +124,8 @@ async fn replays_whole_body_once_when_401_comes_before_body_was_read() {
 async fn body_over_the_cap_gets_401_with_marker_and_next_request_renews() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();
-    let service = streaming_service(&fake, ibsso(&fake, &client), DEFAULT_REPLAY_LIMIT);
+    let source = ibsso(&fake, &client);
+    let service = streaming_service(&fake, source.clone(), DEFAULT_REPLAY_LIMIT);
     let warm = Request::post("/sms/2/text/advanced")
         .body(streaming(vec![Bytes::from_static(b"{}")]))
         .unwrap();
@@ -147,7 +168,8 @@ async fn body_over_the_cap_gets_401_with_marker_and_next_request_renews() {
 async fn idle_session_is_renewed_before_sending_not_after_a_401() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();
-    let service = authed(&fake, ibsso(&fake, &client));
+    let source = ibsso(&fake, &client);
+    let service = authed(&fake, source.clone());
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_eq!(fake.logins(), 1);
 
@@ -160,6 +182,7 @@ async fn idle_session_is_renewed_before_sending_not_after_a_401() {
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_eq!(fake.rejected(), 0, "no 401 was ever seen");
     assert_eq!(fake.logins(), 2, "logged in again instead");
+    assert_eq!(source.stats().idle_renewals, 1);
 }
 
 #[tokio::test]

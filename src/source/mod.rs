@@ -57,7 +57,7 @@ use http::HeaderValue;
 pub use api_key::ApiKey;
 pub use basic::Basic;
 pub use ibsso::{
-    Ibsso, IbssoBuilder, IbssoFuture, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
+    Ibsso, IbssoBuilder, IbssoFuture, IbssoStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
 };
 
@@ -167,6 +167,14 @@ pub trait CredentialSource {
     fn on_unauthorized(&self, rejected: &Credential) {
         let _ = rejected;
     }
+
+    /// Called after [`on_unauthorized`](Self::on_unauthorized) with whether
+    /// the request is being replayed (`true`) or handed to the caller as a
+    /// 401 because its body was over the replay limit (`false`). For
+    /// statistics; the default does nothing.
+    fn on_replay(&self, replayed: bool) {
+        let _ = replayed;
+    }
 }
 
 impl<T: CredentialSource + ?Sized> CredentialSource for Arc<T> {
@@ -182,6 +190,10 @@ impl<T: CredentialSource + ?Sized> CredentialSource for Arc<T> {
 
     fn on_unauthorized(&self, rejected: &Credential) {
         (**self).on_unauthorized(rejected)
+    }
+
+    fn on_replay(&self, replayed: bool) {
+        (**self).on_replay(replayed)
     }
 }
 
@@ -199,6 +211,10 @@ impl<T: CredentialSource + ?Sized> CredentialSource for Box<T> {
     fn on_unauthorized(&self, rejected: &Credential) {
         (**self).on_unauthorized(rejected)
     }
+
+    fn on_replay(&self, replayed: bool) {
+        (**self).on_replay(replayed)
+    }
 }
 
 /// Object-safe mirror of [`CredentialSource`] behind [`BoxCredentialSource`].
@@ -206,6 +222,7 @@ trait DynSource: Send + Sync {
     fn dyn_credential(&self) -> BoxFuture<'static, Result<Credential, AuthError>>;
     fn dyn_can_renew(&self) -> bool;
     fn dyn_on_unauthorized(&self, rejected: &Credential);
+    fn dyn_on_replay(&self, replayed: bool);
 }
 
 impl<C> DynSource for C
@@ -223,6 +240,10 @@ where
 
     fn dyn_on_unauthorized(&self, rejected: &Credential) {
         CredentialSource::on_unauthorized(self, rejected)
+    }
+
+    fn dyn_on_replay(&self, replayed: bool) {
+        CredentialSource::on_replay(self, replayed)
     }
 }
 
@@ -257,6 +278,10 @@ impl CredentialSource for BoxCredentialSource {
 
     fn on_unauthorized(&self, rejected: &Credential) {
         self.0.dyn_on_unauthorized(rejected)
+    }
+
+    fn on_replay(&self, replayed: bool) {
+        self.0.dyn_on_replay(replayed)
     }
 }
 

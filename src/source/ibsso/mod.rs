@@ -36,6 +36,7 @@ mod wire;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -110,6 +111,40 @@ struct Inner {
     max_response_bytes: usize,
     transport: Box<dyn Transport>,
     state: Mutex<State>,
+    stats: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    logins: AtomicU64,
+    failed_logins: AtomicU64,
+    renewals: AtomicU64,
+    idle_renewals: AtomicU64,
+    replays: AtomicU64,
+    replays_skipped: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What an [`Ibsso`] source has done so far; from [`Ibsso::stats`]. Cheap to
+/// take, for export to a metrics system.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IbssoStats {
+    /// Logins started.
+    pub logins: u64,
+    /// Logins that ended in an error.
+    pub failed_logins: u64,
+    /// Sessions dropped because a request stamped with them got a 401.
+    pub renewals: u64,
+    /// Sessions dropped because they had been idle too long.
+    pub idle_renewals: u64,
+    /// Requests sent again after a 401.
+    pub replays: u64,
+    /// Requests answered 401 that could not be replayed (body over the limit).
+    pub replays_skipped: u64,
 }
 
 #[derive(Default)]
@@ -208,6 +243,20 @@ impl Ibsso {
             .is_some_and(|s| s.last_used.elapsed() < self.inner.idle_timeout)
     }
 
+    /// Counters of logins, renewals and replays.
+    pub fn stats(&self) -> IbssoStats {
+        let c = &self.inner.stats;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        IbssoStats {
+            logins: get(&c.logins),
+            failed_logins: get(&c.failed_logins),
+            renewals: get(&c.renewals),
+            idle_renewals: get(&c.idle_renewals),
+            replays: get(&c.replays),
+            replays_skipped: get(&c.replays_skipped),
+        }
+    }
+
     /// The base URL sessions are created at.
     pub fn base_url(&self) -> &BaseUrl {
         &self.inner.base_url
@@ -287,6 +336,7 @@ impl LoginGuard {
                 state.failed = None;
             }
             Err(error) => {
+                bump(&inner.stats.failed_logins);
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                 let doublings = (state.consecutive_failures - 1).min(16);
                 let backoff = inner
@@ -368,6 +418,7 @@ impl CredentialSource for Ibsso {
             }
             // Idle for too long: the server has ended it.
             state.session = None;
+            bump(&self.inner.stats.idle_renewals);
         }
         if let Some(login) = state.login.as_ref().and_then(WeakShared::upgrade) {
             return IbssoFuture {
@@ -388,6 +439,7 @@ impl CredentialSource for Ibsso {
             }
         }
         state.login_id += 1;
+        bump(&self.inner.stats.logins);
         let login = self.inner.start_login(state.login_id);
         state.login = login.downgrade();
         IbssoFuture {
@@ -407,7 +459,17 @@ impl CredentialSource for Ibsso {
             .is_some_and(|s| s.credential.generation() == rejected.generation())
         {
             state.session = None;
+            bump(&self.inner.stats.renewals);
         }
+    }
+
+    fn on_replay(&self, replayed: bool) {
+        let stats = &self.inner.stats;
+        bump(if replayed {
+            &stats.replays
+        } else {
+            &stats.replays_skipped
+        });
     }
 }
 
@@ -505,6 +567,7 @@ impl IbssoBuilder {
                 max_response_bytes: self.max_response_bytes,
                 transport: Box::new(ServiceTransport::<T, RB>::new(transport)),
                 state: Mutex::new(State::default()),
+                stats: Counters::default(),
             }),
         })
     }
