@@ -113,3 +113,23 @@ async fn failing_source_fails_the_request_without_sending_it() {
     assert_eq!(error.kind(), infobip_auth::ErrorKind::Source);
     assert_pending!(handle.poll_request());
 }
+
+#[tokio::test]
+async fn composes_with_service_builder_and_box_clone_service() {
+    use tower::util::BoxCloneService;
+    use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+    let inner = service_fn(|req: Req| async move {
+        Ok::<_, std::convert::Infallible>(Response::new(
+            req.headers().get(AUTHORIZATION).cloned(),
+        ))
+    });
+    let service = ServiceBuilder::new()
+        .concurrency_limit(4)
+        .layer(AuthLayer::new(base(), ApiKey::new("key").unwrap()))
+        .service(inner);
+    let boxed: BoxCloneService<Request<Empty<Bytes>>, Response<_>, AuthError> =
+        BoxCloneService::new(service);
+    let response = boxed.clone().oneshot(request()).await.unwrap();
+    assert_eq!(response.into_body().unwrap(), "App key");
+}
