@@ -166,7 +166,7 @@ fn builder_rejects_bad_credentials() {
     });
     for (user, pass) in [("", "p"), ("u", ""), ("u\n", "p"), ("u", "p\0")] {
         let error = Ibsso::builder(base(), user, pass)
-            .build(transport.clone())
+            .build(transport)
             .unwrap_err();
         assert!(error.is_invalid_credential(), "{user:?}/{pass:?}");
     }

@@ -120,9 +120,7 @@ async fn composes_with_service_builder_and_box_clone_service() {
     use tower::{service_fn, ServiceBuilder, ServiceExt};
 
     let inner = service_fn(|req: Req| async move {
-        Ok::<_, std::convert::Infallible>(Response::new(
-            req.headers().get(AUTHORIZATION).cloned(),
-        ))
+        Ok::<_, std::convert::Infallible>(Response::new(req.headers().get(AUTHORIZATION).cloned()))
     });
     let service = ServiceBuilder::new()
         .concurrency_limit(4)
