@@ -36,6 +36,10 @@ pub struct BaseUrl {
     host: String,
     port: u16,
     text: String,
+    /// `host:port`, and the form a URI may use for the same origin: `host`
+    /// alone when the port is the scheme's default.
+    with_port: String,
+    short_form: String,
 }
 
 impl BaseUrl {
@@ -148,12 +152,20 @@ impl BaseUrl {
             if https { "https" } else { "http" },
             authority.as_str().to_ascii_lowercase()
         );
+        let with_port = format!("{host}:{port}");
+        let short_form = if port == if https { 443 } else { 80 } {
+            host.clone()
+        } else {
+            with_port.clone()
+        };
         Ok(Self {
             https,
             authority,
             host,
             port,
             text,
+            with_port,
+            short_form,
         })
     }
 
@@ -193,6 +205,7 @@ impl BaseUrl {
         Ok(self.resolve(pq))
     }
 
+    #[inline]
     pub(crate) fn resolve(&self, path_and_query: PathAndQuery) -> Uri {
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(if self.https {
@@ -207,18 +220,22 @@ impl BaseUrl {
 
     /// Whether `uri` points at this origin (scheme, host and port, with
     /// default ports filled in).
+    ///
+    /// Authorities are compared as text, ignoring case: a URI with user
+    /// information, or an IP address spelt differently, does not match.
+    #[inline]
     pub fn matches(&self, uri: &Uri) -> bool {
-        let https = match uri.scheme_str() {
-            Some(s) if s.eq_ignore_ascii_case("https") => true,
-            Some(s) if s.eq_ignore_ascii_case("http") => false,
-            _ => return false,
-        };
-        let Some(host) = uri.host() else {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return false;
         };
-        https == self.https
-            && host.eq_ignore_ascii_case(&self.host)
-            && uri.port_u16().unwrap_or(if https { 443 } else { 80 }) == self.port
+        let expected = if self.https { "https" } else { "http" };
+        let authority = authority.as_str();
+        // Exact bytes first: the common case, and a cheap one.
+        scheme.as_str().eq_ignore_ascii_case(expected)
+            && (authority == self.short_form
+                || authority == self.with_port
+                || authority.eq_ignore_ascii_case(&self.short_form)
+                || authority.eq_ignore_ascii_case(&self.with_port))
     }
 }
 
@@ -325,6 +342,12 @@ mod tests {
         assert!(!m("https://evil.example/x"));
         assert!(!m("https://api.infobip.com.evil.example/x"));
         assert!(!m("/relative"));
+        assert!(!m("https://user@api.infobip.com/x"));
+        let explicit = BaseUrl::new("https://api.infobip.com:443").unwrap();
+        assert!(explicit.matches(&"https://api.infobip.com/x".parse().unwrap()));
+        let custom = BaseUrl::new("https://api.infobip.com:8443").unwrap();
+        assert!(!custom.matches(&"https://api.infobip.com/x".parse().unwrap()));
+        assert!(custom.matches(&"https://Api.Infobip.com:8443/x".parse().unwrap()));
     }
 
     #[test]

@@ -47,9 +47,16 @@ pub enum ErrorKind {
 
 /// The error returned by this crate's constructors, sources and services.
 ///
-/// Cheap to clone: a failed login is handed to every request that waited on it.
+/// Cheap to clone (a failed login is handed to every request that waited on
+/// it) and one pointer wide, so results that carry it stay small on the
+/// request path.
 #[derive(Clone)]
 pub struct AuthError {
+    inner: Arc<ErrorInner>,
+}
+
+#[derive(Clone)]
+struct ErrorInner {
     kind: ErrorKind,
     detail: Cow<'static, str>,
     retry_after: Option<Duration>,
@@ -59,20 +66,22 @@ pub struct AuthError {
 impl AuthError {
     pub(crate) fn new(kind: ErrorKind, detail: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            kind,
-            detail: detail.into(),
-            retry_after: None,
-            source: None,
+            inner: Arc::new(ErrorInner {
+                kind,
+                detail: detail.into(),
+                retry_after: None,
+                source: None,
+            }),
         }
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(Arc::from(source.into()));
+        Arc::make_mut(&mut self.inner).source = Some(Arc::from(source.into()));
         self
     }
 
     pub(crate) fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
-        self.retry_after = wait;
+        Arc::make_mut(&mut self.inner).retry_after = wait;
         self
     }
 
@@ -102,35 +111,35 @@ impl AuthError {
 
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// How long to wait before a login is worth trying again, when known
     /// (from `Retry-After` on a 429, or the remaining backoff).
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.inner.retry_after
     }
 
     /// A constructor was given a malformed credential.
     pub fn is_invalid_credential(&self) -> bool {
-        self.kind == ErrorKind::InvalidCredential
+        self.inner.kind == ErrorKind::InvalidCredential
     }
 
     /// A base URL was rejected.
     pub fn is_invalid_base_url(&self) -> bool {
-        self.kind == ErrorKind::InvalidBaseUrl
+        self.inner.kind == ErrorKind::InvalidBaseUrl
     }
 
     /// The login endpoint rejected the username or password.
     pub fn is_bad_credentials(&self) -> bool {
-        self.kind == ErrorKind::BadCredentials
+        self.inner.kind == ErrorKind::BadCredentials
     }
 
     /// Any failure to obtain a session (bad credentials, throttling, server
     /// error, timeout, transport, malformed response, or backoff).
     pub fn is_login(&self) -> bool {
         matches!(
-            self.kind,
+            self.inner.kind,
             ErrorKind::BadCredentials
                 | ErrorKind::Throttled
                 | ErrorKind::LoginFailed
@@ -144,23 +153,24 @@ impl AuthError {
     /// The error came from the wrapped service; [`source`](StdError::source)
     /// returns it.
     pub fn is_inner(&self) -> bool {
-        self.kind == ErrorKind::Inner
+        self.inner.kind == ErrorKind::Inner
     }
 
     /// The inner service's (or transport's) error, if this error wraps one.
     pub fn inner_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
-        self.source.as_deref()
+        self.inner.source.as_deref()
     }
 }
 
 impl fmt::Debug for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("AuthError");
-        d.field("kind", &self.kind).field("detail", &self.detail);
-        if let Some(wait) = self.retry_after {
+        d.field("kind", &self.inner.kind)
+            .field("detail", &self.inner.detail);
+        if let Some(wait) = self.inner.retry_after {
             d.field("retry_after", &wait);
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.inner.source {
             d.field("source", source);
         }
         d.finish()
@@ -169,8 +179,8 @@ impl fmt::Debug for AuthError {
 
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.detail)?;
-        if let Some(wait) = self.retry_after {
+        f.write_str(&self.inner.detail)?;
+        if let Some(wait) = self.inner.retry_after {
             write!(f, " (retry after {} ms)", wait.as_millis())?;
         }
         Ok(())
@@ -179,7 +189,8 @@ impl fmt::Display for AuthError {
 
 impl StdError for AuthError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
     }

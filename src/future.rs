@@ -16,8 +16,9 @@ use crate::error::{AuthError, BoxError};
 use crate::replay::{ReplayBody, ReplaySkipped};
 use crate::source::{Credential, CredentialSource};
 
-/// What is needed to send a request a second time.
-pub(crate) struct Retry<S, C, B> {
+/// What is needed to send a request a second time. Boxed, so the response
+/// future of a request that can never be replayed stays small.
+pub(crate) struct Retry<S, C: CredentialSource, B> {
     service: S,
     source: C,
     rejected: Credential,
@@ -27,17 +28,19 @@ pub(crate) struct Retry<S, C, B> {
     headers: HeaderMap,
     extensions: Extensions,
     body: Option<ReplayBody<B>>,
+    renewing: Option<C::Future>,
+    renewed: Option<Credential>,
 }
 
-impl<S, C, B> Retry<S, C, B> {
+impl<S, C: CredentialSource, B> Retry<S, C, B> {
     pub(crate) fn new(
         service: S,
         source: C,
         rejected: Credential,
         parts: &Parts,
         body: Option<ReplayBody<B>>,
-    ) -> Self {
-        Self {
+    ) -> Box<Self> {
+        Box::new(Self {
             service,
             source,
             rejected,
@@ -47,11 +50,15 @@ impl<S, C, B> Retry<S, C, B> {
             headers: parts.headers.clone(),
             extensions: parts.extensions.clone(),
             body,
-        }
+            renewing: None,
+            renewed: None,
+        })
     }
 
-    fn into_request(self, credential: &Credential) -> (S, Request<ReplayBody<B>>) {
-        let body = self.body.expect("replay body claimed before renewing");
+    fn into_request(self) -> (S, Request<ReplayBody<B>>) {
+        let (Some(body), Some(credential)) = (self.body, self.renewed) else {
+            unreachable!("a replay has its body and its renewed credential")
+        };
         let mut request = Request::new(body);
         *request.method_mut() = self.method;
         *request.uri_mut() = self.uri;
@@ -85,9 +92,8 @@ pin_project! {
         C: CredentialSource,
     {
         Failed { error: Option<AuthError> },
-        First { #[pin] future: S::Future, retry: Option<Retry<S, C, B>> },
-        Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
-        Readying { retry: Option<Retry<S, C, B>>, credential: Option<Credential> },
+        First { #[pin] future: S::Future, retry: Option<Box<Retry<S, C, B>>> },
+        Renewing { retry: Option<Box<Retry<S, C, B>>> },
         Replaying { #[pin] future: S::Future },
     }
 }
@@ -103,7 +109,7 @@ where
         }
     }
 
-    pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, B>>) -> Self {
+    pub(crate) fn first(future: S::Future, retry: Option<Box<Retry<S, C, B>>>) -> Self {
         Self {
             state: State::First { future, retry },
         }
@@ -146,29 +152,26 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     drop(response);
-                    let credential = retry.source.credential();
-                    state.set(State::Renewing {
-                        credential,
-                        retry: Some(retry),
-                    });
+                    let mut retry = retry;
+                    retry.renewing = Some(retry.source.credential());
+                    state.set(State::Renewing { retry: Some(retry) });
                 }
-                StateProj::Renewing { credential, retry } => {
-                    let credential = ready!(Pin::new(credential).poll(cx))?;
-                    let retry = retry.take();
-                    state.set(State::Readying {
-                        retry,
-                        credential: Some(credential),
-                    });
-                }
-                StateProj::Readying { retry, credential } => {
-                    let Some(pending) = retry.as_mut() else {
-                        unreachable!("Readying always holds its retry until it moves on")
+                StateProj::Renewing { retry: slot } => {
+                    let Some(retry) = slot.as_mut() else {
+                        unreachable!("Renewing holds its retry until it moves on")
                     };
-                    ready!(pending.service.poll_ready(cx)).map_err(AuthError::inner)?;
-                    let (Some(retry), Some(credential)) = (retry.take(), credential.take()) else {
-                        unreachable!("Readying always holds its retry and credential")
+                    if let Some(renewing) = retry.renewing.as_mut() {
+                        let credential = ready!(Pin::new(renewing).poll(cx))?;
+                        retry.renewing = None;
+                        retry.renewed = Some(credential);
+                    }
+                    // Ready the inner service only now, with the credential
+                    // in hand: a login never holds an inner slot.
+                    ready!(retry.service.poll_ready(cx)).map_err(AuthError::inner)?;
+                    let Some(retry) = slot.take() else {
+                        unreachable!("Renewing holds its retry until it moves on")
                     };
-                    let (mut service, request) = retry.into_request(&credential);
+                    let (mut service, request) = retry.into_request();
                     let future = service.call(request);
                     state.set(State::Replaying { future });
                 }
@@ -190,7 +193,6 @@ where
             State::Failed { .. } => "failed",
             State::First { .. } => "first",
             State::Renewing { .. } => "renewing",
-            State::Readying { .. } => "readying",
             State::Replaying { .. } => "replaying",
         };
         f.debug_struct("ResponseFuture")

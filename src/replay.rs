@@ -92,6 +92,7 @@ fn to_bytes<D: Buf>(mut data: D) -> Bytes {
 
 impl<B> ReplayBody<B> {
     /// Wraps `body` without recording it.
+    #[inline]
     pub fn new(body: B) -> Self {
         Self {
             kind: Kind::Plain { body },

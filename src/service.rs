@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::AUTHORIZATION;
+use http::header::{Entry, AUTHORIZATION};
 use http::{Request, Response};
 use http_body::Body;
 use tower::Service;
@@ -129,7 +129,7 @@ where
         self.inner.poll_ready(cx).map_err(AuthError::inner)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let credential = match mem::replace(&mut self.pending, Pending::Idle) {
             Pending::Resolved(resolved) => resolved,
             _ => {
@@ -139,35 +139,49 @@ where
                 ))
             }
         };
-        let (mut parts, body) = request.into_parts();
-        let ours = if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
+        // The request is changed in place and moved once, into its
+        // `ReplayBody` form: this is the per-request hot path.
+        let ours = if request.uri().scheme().is_none() && request.uri().authority().is_none() {
             // Moved, not cloned: cloning a parsed path allocates.
-            let path = mem::take(&mut parts.uri)
+            let path = mem::take(request.uri_mut())
                 .into_parts()
                 .path_and_query
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            parts.uri = self.config.base_url.resolve(path);
+            *request.uri_mut() = self.config.base_url.resolve(path);
             true
         } else {
-            self.config.base_url.matches(&parts.uri)
+            self.config.base_url.matches(request.uri())
         };
-        let keep_callers =
-            !self.config.override_existing && parts.headers.contains_key(AUTHORIZATION);
-        if !ours || keep_callers {
-            let request = Request::from_parts(parts, ReplayBody::new(body));
-            return ResponseFuture::first(self.inner.call(request), None);
+        if !ours {
+            return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
         }
-        let credential = match credential {
-            Ok(credential) => credential,
+        let renews = self.source.can_renew();
+        // One header lookup decides whether to stamp, and stamps.
+        let stamped = match request.headers_mut().entry(AUTHORIZATION) {
+            Entry::Occupied(_) if !self.config.override_existing => Ok(None),
+            entry => credential.map(|credential| {
+                // Static sources hand over their value; renewing ones keep
+                // the credential to report a 401 against.
+                let (value, kept) = if renews {
+                    (credential.header_value().clone(), Some(credential))
+                } else {
+                    (credential.into_header_value(), None)
+                };
+                match entry {
+                    Entry::Occupied(mut existing) => drop(existing.insert(value)),
+                    Entry::Vacant(slot) => drop(slot.insert(value)),
+                }
+                kept
+            }),
+        };
+        let credential = match stamped {
+            Ok(Some(credential)) => credential,
+            Ok(None) => {
+                return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None)
+            }
             Err(error) => return ResponseFuture::failed(error),
         };
-        parts
-            .headers
-            .insert(AUTHORIZATION, credential.header_value().clone());
-        if !self.source.can_renew() {
-            let request = Request::from_parts(parts, ReplayBody::new(body));
-            return ResponseFuture::first(self.inner.call(request), None);
-        }
+        let (parts, body) = request.into_parts();
         let (first, replay) = ReplayBody::recorded(body, self.config.replay_limit);
         let retry = Retry::new(
             self.inner.clone(),

@@ -63,6 +63,7 @@ impl ApiKey {
 impl CredentialSource for ApiKey {
     type Future = Ready<Result<Credential, AuthError>>;
 
+    #[inline]
     fn credential(&self) -> Self::Future {
         ready(Ok(self.credential.clone()))
     }

@@ -83,6 +83,7 @@ impl Basic {
 impl CredentialSource for Basic {
     type Future = Ready<Result<Credential, AuthError>>;
 
+    #[inline]
     fn credential(&self) -> Self::Future {
         ready(Ok(self.credential.clone()))
     }

@@ -119,8 +119,14 @@ impl Credential {
     }
 
     /// The header value to stamp.
+    #[inline]
     pub fn header_value(&self) -> &HeaderValue {
         &self.value
+    }
+
+    #[inline]
+    pub(crate) fn into_header_value(self) -> HeaderValue {
+        self.value
     }
 
     /// The generation this credential belongs to (0 for static sources).

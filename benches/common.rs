@@ -1,0 +1,56 @@
+//! Pieces the benches share: an immediately ready inner service that drains
+//! the request body, and a hand-driven poll loop (no runtime in the way).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+
+use futures_util::task::noop_waker_ref;
+use http::{Request, Response};
+use http_body::Body;
+use tower::Service;
+
+/// Answers at once, after reading the whole body as a transport would.
+#[derive(Clone, Copy, Debug)]
+pub struct Drain;
+
+impl<B: Body + Unpin> Service<Request<B>> for Drain {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let mut body = request.into_body();
+        let mut cx = Context::from_waker(noop_waker_ref());
+        while let Poll::Ready(Some(_)) = Pin::new(&mut body).poll_frame(&mut cx) {}
+        ready(Ok(Response::new(())))
+    }
+}
+
+pub fn poll_now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(noop_waker_ref()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("an immediately ready stack returned Pending"),
+    }
+}
+
+/// One request through `service`: `poll_ready`, `call`, drive the response.
+pub fn round_trip<S, B>(service: &mut S, request: Request<B>) -> S::Response
+where
+    S: Service<Request<B>>,
+    S::Error: std::fmt::Debug,
+{
+    poll_now(std::future::poll_fn(|cx| service.poll_ready(cx))).unwrap();
+    poll_now(service.call(request)).unwrap()
+}
