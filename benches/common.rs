@@ -18,9 +18,9 @@ use tower::Service;
 pub struct Drain;
 
 impl<B: Body + Unpin> Service<Request<B>> for Drain {
-    type Response = Response<()>;
+    type Response = Response<String>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<String>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -30,7 +30,7 @@ impl<B: Body + Unpin> Service<Request<B>> for Drain {
         let mut body = request.into_body();
         let mut cx = Context::from_waker(noop_waker_ref());
         while let Poll::Ready(Some(_)) = Pin::new(&mut body).poll_frame(&mut cx) {}
-        ready(Ok(Response::new(())))
+        ready(Ok(Response::new(String::new())))
     }
 }
 

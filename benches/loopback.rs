@@ -1,1 +1,205 @@
-fn main() {}
+//! End-to-end figures on 127.0.0.1 against `FakeInfobip`:
+//!
+//! - `storm`: 10,000 concurrent requests, all stamped with a session the
+//!   server has just revoked, through a hyper-util client (HTTP/2, one
+//!   connection); time to completion and logins (must be 1), beside a single
+//!   login round trip and the same 10,000 requests on a valid session.
+//! - `throughput`: requests/second at concurrency 64 through a hyper-util
+//!   client (HTTP/1.1 pool), `AuthLayer` + `Ibsso` against tower-http
+//!   stamping the same valid token, rounds interleaved.
+//!
+//! Prints `key value` lines that `benches/report.sh` reads. Medians over
+//! `LOOPBACK_ROUNDS` rounds (default 5).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use infobip_auth::testing::FakeInfobip;
+use infobip_auth::{AuthLayer, CredentialSource, Ibsso, ReplayBody};
+use tokio::sync::Barrier;
+use tower::{Layer, Service, ServiceExt};
+use tower_http::set_header::SetRequestHeaderLayer;
+
+type HyperClient = Client<HttpConnector, ReplayBody<Full<Bytes>>>;
+type PlainClient = Client<HttpConnector, Full<Bytes>>;
+
+const STORM: usize = 10_000;
+const CONCURRENCY: usize = 64;
+const THROUGHPUT_REQUESTS: usize = 5_000;
+
+fn connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector
+}
+
+fn sms() -> Request<Full<Bytes>> {
+    Request::post("/sms/2/text/advanced")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"messages":[]}"#)))
+        .unwrap()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn session(fake: &FakeInfobip, client: &HyperClient) -> Ibsso {
+    Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .build(client.clone())
+    .unwrap()
+}
+
+/// Sends `STORM` requests that all took their credential before any is
+/// sent; returns the time from release to the last response.
+async fn burst(fake: &FakeInfobip, client: &HyperClient, source: &Ibsso, revoke: bool) -> Duration {
+    let service = AuthLayer::new(fake.base_url(), source.clone()).layer(client.clone());
+    let ready = Arc::new(Barrier::new(STORM + 1));
+    let go = Arc::new(Barrier::new(STORM + 1));
+    let tasks: Vec<_> = (0..STORM)
+        .map(|_| {
+            let mut service = service.clone();
+            let (ready, go) = (ready.clone(), go.clone());
+            tokio::spawn(async move {
+                service.ready().await.unwrap();
+                ready.wait().await;
+                go.wait().await;
+                service.call(sms()).await.unwrap().status()
+            })
+        })
+        .collect();
+    ready.wait().await;
+    if revoke {
+        fake.revoke_sessions();
+    }
+    let start = Instant::now();
+    go.wait().await;
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    start.elapsed()
+}
+
+async fn storm(rounds: usize) {
+    let (mut storms, mut valid, mut logins) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let fake = FakeInfobip::start().await.unwrap();
+        let client: HyperClient = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector());
+
+        // One login round trip, on a warm connection.
+        let warm = session(&fake, &client);
+        warm.credential().await.unwrap();
+        let source = session(&fake, &client);
+        let start = Instant::now();
+        source.credential().await.unwrap();
+        logins.push(start.elapsed().as_secs_f64() * 1e3);
+
+        valid.push(burst(&fake, &client, &source, false).await.as_secs_f64() * 1e3);
+        let before = fake.logins();
+        storms.push(burst(&fake, &client, &source, true).await.as_secs_f64() * 1e3);
+        let storm_logins = fake.logins() - before;
+        assert_eq!(
+            storm_logins, 1,
+            "a renewal storm must cost exactly one login"
+        );
+        println!("storm_logins {storm_logins}");
+    }
+    let (storm, valid, login) = (median(storms), median(valid), median(logins));
+    println!("storm_ms {storm:.2}");
+    println!("storm_valid_ms {valid:.2}");
+    println!("login_rtt_ms {login:.3}");
+    println!("storm_budget_ms {:.2}", 3.0 * login + valid);
+}
+
+/// Requests/second for `THROUGHPUT_REQUESTS` requests at `CONCURRENCY`.
+async fn rate<S>(service: S) -> f64
+where
+    S: Service<Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>>
+        + Clone
+        + Send
+        + 'static,
+    S::Error: std::fmt::Debug,
+    S::Future: Send,
+{
+    let start = Instant::now();
+    let ok = stream::iter(0..THROUGHPUT_REQUESTS)
+        .map(|_| service.clone().oneshot(sms()))
+        .buffer_unordered(CONCURRENCY)
+        .filter(|r| std::future::ready(matches!(r, Ok(r) if r.status() == StatusCode::OK)))
+        .count()
+        .await;
+    assert_eq!(ok, THROUGHPUT_REQUESTS);
+    THROUGHPUT_REQUESTS as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn throughput(rounds: usize) {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client: HyperClient = Client::builder(TokioExecutor::new()).build(connector());
+    let plain: PlainClient = Client::builder(TokioExecutor::new()).build(connector());
+    let source = session(&fake, &client);
+    let token = source.credential().await.unwrap().header_value().clone();
+    let ours = AuthLayer::new(fake.base_url(), source).layer(client);
+    // tower-http's AddAuthorization builds only Basic and Bearer values, so
+    // its SetRequestHeader stamps the same IBSSO value; the path-only URI is
+    // made absolute for it.
+    let base = fake.base_url();
+    let theirs = tower::ServiceBuilder::new()
+        .map_request(move |mut request: Request<Full<Bytes>>| {
+            let path = request.uri().path_and_query().unwrap().as_str().to_owned();
+            *request.uri_mut() = base.join(&path).unwrap();
+            request
+        })
+        .layer(SetRequestHeaderLayer::overriding(AUTHORIZATION, {
+            let mut token: HeaderValue = token;
+            token.set_sensitive(true);
+            token
+        }))
+        .service(plain);
+    // Warm both pools.
+    rate(ours.clone()).await;
+    rate(theirs.clone()).await;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        a.push(rate(ours.clone()).await);
+        b.push(rate(theirs.clone()).await);
+    }
+    let (a, b) = (median(a), median(b));
+    println!("throughput_ibsso_rps {a:.0}");
+    println!("throughput_tower_http_rps {b:.0}");
+    println!("throughput_ratio {:.3}", a / b);
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench` absent: keep
+    // that quick by doing nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rounds = std::env::var("LOOPBACK_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        storm(rounds).await;
+        throughput(rounds).await;
+    });
+}

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use bytes::Buf;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
@@ -72,35 +73,42 @@ impl<S, C: CredentialSource, B> Retry<S, C, B> {
     }
 }
 
+/// The most of a 401 body read before the request is replayed, so that the
+/// connection can carry the replay (HTTP/1.1) or needs no stream reset
+/// (HTTP/2). A larger body is dropped unread.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
 pin_project! {
-    /// The response future of [`AuthService`](crate::AuthService).
-    pub struct ResponseFuture<S, C, B>
+    /// The response future of [`AuthService`](crate::AuthService); `RB` is
+    /// the inner service's response body.
+    pub struct ResponseFuture<S, C, B, RB>
     where
-        S: Service<Request<ReplayBody<B>>>,
+        S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
         C: CredentialSource,
     {
         #[pin]
-        state: State<S, C, B>,
+        state: State<S, C, B, RB>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, C, B>
+    enum State<S, C, B, RB>
     where
-        S: Service<Request<ReplayBody<B>>>,
+        S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
         C: CredentialSource,
     {
         Failed { error: Option<AuthError> },
         First { #[pin] future: S::Future, retry: Option<Box<Retry<S, C, B>>> },
+        Draining { #[pin] body: RB, drained: usize, retry: Option<Box<Retry<S, C, B>>> },
         Renewing { retry: Option<Box<Retry<S, C, B>>> },
         Replaying { #[pin] future: S::Future },
     }
 }
 
-impl<S, C, B> ResponseFuture<S, C, B>
+impl<S, C, B, RB> ResponseFuture<S, C, B, RB>
 where
-    S: Service<Request<ReplayBody<B>>>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     C: CredentialSource,
 {
     pub(crate) fn failed(error: AuthError) -> Self {
@@ -116,12 +124,13 @@ where
     }
 }
 
-impl<S, C, B, RB> Future for ResponseFuture<S, C, B>
+impl<S, C, B, RB> Future for ResponseFuture<S, C, B, RB>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
     C: CredentialSource,
     B: http_body::Body,
+    RB: http_body::Body,
 {
     type Output = Result<Response<RB>, AuthError>;
 
@@ -151,8 +160,29 @@ where
                             .insert(ReplaySkipped::BodyOverLimit);
                         return Poll::Ready(Ok(response));
                     }
-                    drop(response);
-                    let mut retry = retry;
+                    state.set(State::Draining {
+                        body: response.into_body(),
+                        drained: 0,
+                        retry: Some(retry),
+                    });
+                }
+                StateProj::Draining {
+                    mut body,
+                    drained,
+                    retry,
+                } => {
+                    while *drained <= DRAIN_LIMIT && !body.is_end_stream() {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            Some(Ok(frame)) => {
+                                *drained += frame.data_ref().map_or(0, Buf::remaining);
+                            }
+                            // An error or the end: nothing more to read.
+                            _ => break,
+                        }
+                    }
+                    let Some(mut retry) = retry.take() else {
+                        unreachable!("Draining holds its retry until it moves on")
+                    };
                     retry.renewing = Some(retry.source.credential());
                     state.set(State::Renewing { retry: Some(retry) });
                 }
@@ -183,15 +213,16 @@ where
     }
 }
 
-impl<S, C, B> fmt::Debug for ResponseFuture<S, C, B>
+impl<S, C, B, RB> fmt::Debug for ResponseFuture<S, C, B, RB>
 where
-    S: Service<Request<ReplayBody<B>>>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     C: CredentialSource,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Failed { .. } => "failed",
             State::First { .. } => "first",
+            State::Draining { .. } => "draining",
             State::Renewing { .. } => "renewing",
             State::Replaying { .. } => "replaying",
         };

@@ -42,7 +42,7 @@ pub(crate) struct Config {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let base = BaseUrl::new("https://xyz.api.infobip.com")?;
 /// let transport = service_fn(|req: Request<ReplayBody<Empty<Bytes>>>| async move {
-///     let auth = req.headers()["authorization"].clone();
+///     let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
 ///     Ok::<_, Infallible>(Response::new(auth))
 /// });
 /// let client = ServiceBuilder::new()

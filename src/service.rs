@@ -108,10 +108,11 @@ where
     S::Error: Into<BoxError>,
     C: CredentialSource + Clone,
     B: Body,
+    RB: Body,
 {
     type Response = Response<RB>;
     type Error = AuthError;
-    type Future = ResponseFuture<S, C, B>;
+    type Future = ResponseFuture<S, C, B, RB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         loop {

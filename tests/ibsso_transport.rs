@@ -52,7 +52,7 @@ async fn malformed_login_answers_fail_without_sending_the_request() {
         let source = answering(200, body, calls.clone());
         let layer = AuthLayer::new(base(), source.clone());
         let (service, mut handle) =
-            mock::spawn_layer::<Request<ReplayBody<Empty<Bytes>>>, Response<()>, _>(layer);
+            mock::spawn_layer::<Request<ReplayBody<Empty<Bytes>>>, Response<String>, _>(layer);
         handle.allow(10);
         let request = Request::get("/sms/1/reports").body(Empty::new()).unwrap();
         let error = service.into_inner().oneshot(request).await.unwrap_err();

@@ -1,4 +1,4 @@
-//! [`FakeInfobip`]: a real HTTP/1.1 server on 127.0.0.1 that speaks
+//! [`FakeInfobip`]: a real HTTP/1.1 (and HTTP/2 prior-knowledge) server on 127.0.0.1 that speaks
 //! Infobip's authentication endpoints, for tests, benchmarks and demos that
 //! must run offline. Enabled by the `test-util` feature.
 //!

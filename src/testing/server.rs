@@ -12,7 +12,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -238,13 +238,21 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
+        // Small request/response exchanges: do not wait on Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
         let state = state.clone();
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, request).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            // HTTP/1.1, and HTTP/2 with prior knowledge for clients that
+            // need thousands of concurrent requests on one connection.
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // A renewal storm cancels thousands of rejected responses on one
+            // connection; that is the client's right, not an attack.
+            builder.http2().max_local_error_reset_streams(None);
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
