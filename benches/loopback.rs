@@ -9,7 +9,7 @@
 //!   stamping the same valid token, rounds interleaved.
 //!
 //! Prints `key value` lines that `benches/report.sh` reads. Medians over
-//! `LOOPBACK_ROUNDS` rounds (default 5).
+//! `LOOPBACK_ROUNDS` rounds (default 7).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ type PlainClient = Client<HttpConnector, Full<Bytes>>;
 
 const STORM: usize = 10_000;
 const CONCURRENCY: usize = 64;
-const THROUGHPUT_REQUESTS: usize = 5_000;
+const THROUGHPUT_REQUESTS: usize = 10_000;
 
 fn connector() -> HttpConnector {
     let mut connector = HttpConnector::new();
@@ -193,7 +193,7 @@ fn main() {
     let rounds = std::env::var("LOOPBACK_ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(7);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 criterion_args=()
-rounds=5
+rounds=7
 if [[ -n "${QUICK:-}" ]]; then
   criterion_args=(--warm-up-time 1 --measurement-time 2)
   rounds=3
@@ -143,7 +143,7 @@ was sent, then the server revoked the session.
 ## End-to-end throughput (`cargo bench --bench loopback`)
 
 hyper-util client (HTTP/1.1 pool) to `FakeInfobip`'s authenticated endpoint
-at concurrency 64, 5,000 requests a round, rounds interleaved, medians.
+at concurrency 64, 10,000 requests a round, rounds interleaved, medians.
 tower-http's `AddAuthorization` only builds `Basic` and `Bearer` values, so
 the comparison stamps the same `IBSSO` token with tower-http's
 `SetRequestHeaderLayer` (marked sensitive).
