@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode, Uri};
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -42,7 +42,11 @@ fn connector() -> HttpConnector {
 }
 
 fn sms() -> Request<Full<Bytes>> {
-    Request::post("/sms/2/text/advanced")
+    sms_to(Uri::from_static("/sms/2/text/advanced"))
+}
+
+fn sms_to(uri: Uri) -> Request<Full<Bytes>> {
+    Request::post(uri)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(br#"{"messages":[]}"#)))
         .unwrap()
@@ -94,6 +98,9 @@ async fn burst(fake: &FakeInfobip, client: &HyperClient, source: &Ibsso, revoke:
 }
 
 async fn storm(rounds: usize) {
+    if std::env::var_os("LOOPBACK_SKIP_STORM").is_some() {
+        return;
+    }
     let (mut storms, mut valid, mut logins) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let fake = FakeInfobip::start().await.unwrap();
@@ -126,8 +133,22 @@ async fn storm(rounds: usize) {
     println!("storm_budget_ms {:.2}", 3.0 * login + valid);
 }
 
-/// Requests/second for `THROUGHPUT_REQUESTS` requests at `CONCURRENCY`.
-async fn rate<S>(service: S) -> f64
+/// CPU time used so far by every thread of this process (client and server
+/// alike), in nanoseconds, from Linux's per-thread scheduler statistics.
+fn process_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Requests/second and CPU nanoseconds per request, for
+/// `THROUGHPUT_REQUESTS` requests at `CONCURRENCY`.
+async fn rate<S>(service: S, uri: &Uri) -> (f64, f64)
 where
     S: Service<Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>>
         + Clone
@@ -137,14 +158,19 @@ where
     S::Future: Send,
 {
     let start = Instant::now();
+    let cpu = process_cpu_ns();
     let ok = stream::iter(0..THROUGHPUT_REQUESTS)
-        .map(|_| service.clone().oneshot(sms()))
+        .map(|_| service.clone().oneshot(sms_to(uri.clone())))
         .buffer_unordered(CONCURRENCY)
         .filter(|r| std::future::ready(matches!(r, Ok(r) if r.status() == StatusCode::OK)))
         .count()
         .await;
     assert_eq!(ok, THROUGHPUT_REQUESTS);
-    THROUGHPUT_REQUESTS as f64 / start.elapsed().as_secs_f64()
+    let cpu_per_request = (process_cpu_ns() - cpu) as f64 / THROUGHPUT_REQUESTS as f64;
+    (
+        THROUGHPUT_REQUESTS as f64 / start.elapsed().as_secs_f64(),
+        cpu_per_request,
+    )
 }
 
 async fn throughput(rounds: usize) {
@@ -155,33 +181,49 @@ async fn throughput(rounds: usize) {
     let token = source.credential().await.unwrap().header_value().clone();
     let ours = AuthLayer::new(fake.base_url(), source).layer(client);
     // tower-http's AddAuthorization builds only Basic and Bearer values, so
-    // its SetRequestHeader stamps the same IBSSO value; the path-only URI is
-    // made absolute for it.
-    let base = fake.base_url();
-    let theirs = tower::ServiceBuilder::new()
-        .map_request(move |mut request: Request<Full<Bytes>>| {
-            let path = request.uri().path_and_query().unwrap().as_str().to_owned();
-            *request.uri_mut() = base.join(&path).unwrap();
-            request
-        })
-        .layer(SetRequestHeaderLayer::overriding(AUTHORIZATION, {
-            let mut token: HeaderValue = token;
-            token.set_sensitive(true);
-            token
-        }))
-        .service(plain);
+    // its SetRequestHeader stamps the same IBSSO value. Both get the same
+    // absolute URI.
+    let mut token: HeaderValue = token;
+    token.set_sensitive(true);
+    let theirs = SetRequestHeaderLayer::overriding(AUTHORIZATION, token).layer(plain);
+    let uri = fake.uri("/sms/2/text/advanced");
     // Warm both pools.
-    rate(ours.clone()).await;
-    rate(theirs.clone()).await;
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        a.push(rate(ours.clone()).await);
-        b.push(rate(theirs.clone()).await);
+    rate(ours.clone(), &uri).await;
+    rate(theirs.clone(), &uri).await;
+    // One side alone, for an instruction-count profile of it.
+    match std::env::var("LOOPBACK_ONLY").as_deref() {
+        Ok("ibsso") => {
+            rate(ours, &uri).await;
+            return;
+        }
+        Ok("tower_http") => {
+            rate(theirs, &uri).await;
+            return;
+        }
+        _ => {}
     }
-    let (a, b) = (median(a), median(b));
+    // Alternate which goes first, so neither always runs on a warmer (or
+    // more fragmented) process.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            a.push(rate(ours.clone(), &uri).await);
+            b.push(rate(theirs.clone(), &uri).await);
+        } else {
+            b.push(rate(theirs.clone(), &uri).await);
+            a.push(rate(ours.clone(), &uri).await);
+        }
+    }
+    let (a_rps, a_cpu): (Vec<f64>, Vec<f64>) = a.into_iter().unzip();
+    let (b_rps, b_cpu): (Vec<f64>, Vec<f64>) = b.into_iter().unzip();
+    let (a, b) = (median(a_rps), median(b_rps));
+    let (a_cpu, b_cpu) = (median(a_cpu), median(b_cpu));
     println!("throughput_ibsso_rps {a:.0}");
     println!("throughput_tower_http_rps {b:.0}");
     println!("throughput_ratio {:.3}", a / b);
+    println!("cpu_ns_per_request_ibsso {a_cpu:.0}");
+    println!("cpu_ns_per_request_tower_http {b_cpu:.0}");
+    println!("cpu_ratio {:.3}", b_cpu / a_cpu);
 }
 
 fn main() {

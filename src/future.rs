@@ -4,12 +4,16 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
+use http::header::HeaderName;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
-use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{
+    Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
 use pin_project_lite::pin_project;
 use tower::Service;
 
@@ -20,57 +24,76 @@ use crate::source::{Credential, CredentialSource};
 /// What is needed to send a request a second time. Boxed, so the response
 /// future of a request that can never be replayed stays small.
 pub(crate) struct Retry<S, C: CredentialSource, B> {
-    service: S,
+    prototype: Arc<Mutex<S>>,
     source: C,
     rejected: Credential,
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    /// The caller's headers as a flat list: one allocation, where a cloned
+    /// `HeaderMap` takes two. The map is rebuilt only if a replay happens.
+    headers: Vec<(HeaderName, HeaderValue)>,
     extensions: Extensions,
     body: Option<ReplayBody<B>>,
-    renewing: Option<C::Future>,
-    renewed: Option<Credential>,
+}
+
+/// The service a replay goes through, with its new credential. Made only
+/// when a replay happens.
+struct Replay<S> {
+    service: S,
+    credential: Credential,
 }
 
 impl<S, C: CredentialSource, B> Retry<S, C, B> {
     pub(crate) fn new(
-        service: S,
+        prototype: Arc<Mutex<S>>,
         source: C,
         rejected: Credential,
         parts: &Parts,
         body: Option<ReplayBody<B>>,
     ) -> Box<Self> {
         Box::new(Self {
-            service,
+            prototype,
             source,
             rejected,
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.clone(),
+            headers: flatten(&parts.headers),
             extensions: parts.extensions.clone(),
             body,
-            renewing: None,
-            renewed: None,
         })
     }
 
-    fn into_request(self) -> (S, Request<ReplayBody<B>>) {
-        let (Some(body), Some(credential)) = (self.body, self.renewed) else {
-            unreachable!("a replay has its body and its renewed credential")
+    fn into_request(self, credential: &Credential) -> Request<ReplayBody<B>> {
+        let Some(body) = self.body else {
+            unreachable!("a replay has its body")
         };
         let mut request = Request::new(body);
         *request.method_mut() = self.method;
         *request.uri_mut() = self.uri;
         *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers;
         *request.extensions_mut() = self.extensions;
+        let headers = request.headers_mut();
+        headers.reserve(self.headers.len());
+        for (name, value) in self.headers {
+            if name != AUTHORIZATION {
+                headers.append(name, value);
+            }
+        }
+        headers.insert(AUTHORIZATION, credential.header_value().clone());
         request
-            .headers_mut()
-            .insert(AUTHORIZATION, credential.header_value().clone());
-        (self.service, request)
     }
+}
+
+fn flatten(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    let mut flat = Vec::with_capacity(headers.len());
+    flat.extend(
+        headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone())),
+    );
+    flat
 }
 
 /// The most of a 401 body read before the request is replayed, so that the
@@ -101,7 +124,8 @@ pin_project! {
         Failed { error: Option<AuthError> },
         First { #[pin] future: S::Future, retry: Option<Box<Retry<S, C, B>>> },
         Draining { #[pin] body: RB, drained: usize, retry: Option<Box<Retry<S, C, B>>> },
-        Renewing { retry: Option<Box<Retry<S, C, B>>> },
+        Renewing { credential: C::Future, retry: Option<Box<Retry<S, C, B>>> },
+        Readying { replay: Box<Replay<S>>, retry: Option<Box<Retry<S, C, B>>> },
         Replaying { #[pin] future: S::Future },
     }
 }
@@ -126,7 +150,7 @@ where
 
 impl<S, C, B, RB> Future for ResponseFuture<S, C, B, RB>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     C: CredentialSource,
     B: http_body::Body,
@@ -180,29 +204,42 @@ where
                             _ => break,
                         }
                     }
-                    let Some(mut retry) = retry.take() else {
-                        unreachable!("Draining holds its retry until it moves on")
+                    let retry = retry.take();
+                    let credential = match &retry {
+                        Some(retry) => retry.source.credential(),
+                        None => unreachable!("Draining holds its retry until it moves on"),
                     };
-                    retry.renewing = Some(retry.source.credential());
-                    state.set(State::Renewing { retry: Some(retry) });
+                    state.set(State::Renewing { credential, retry });
                 }
-                StateProj::Renewing { retry: slot } => {
-                    let Some(retry) = slot.as_mut() else {
+                StateProj::Renewing { credential, retry } => {
+                    let credential = ready!(Pin::new(credential).poll(cx))?;
+                    let Some(retry) = retry.take() else {
                         unreachable!("Renewing holds its retry until it moves on")
                     };
-                    if let Some(renewing) = retry.renewing.as_mut() {
-                        let credential = ready!(Pin::new(renewing).poll(cx))?;
-                        retry.renewing = None;
-                        retry.renewed = Some(credential);
-                    }
+                    // The replay's service is cloned only now, from the
+                    // pristine copy every request shares.
+                    let service = retry
+                        .prototype
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    state.set(State::Readying {
+                        replay: Box::new(Replay {
+                            service,
+                            credential,
+                        }),
+                        retry: Some(retry),
+                    });
+                }
+                StateProj::Readying { replay, retry } => {
                     // Ready the inner service only now, with the credential
                     // in hand: a login never holds an inner slot.
-                    ready!(retry.service.poll_ready(cx)).map_err(AuthError::inner)?;
-                    let Some(retry) = slot.take() else {
-                        unreachable!("Renewing holds its retry until it moves on")
+                    ready!(replay.service.poll_ready(cx)).map_err(AuthError::inner)?;
+                    let Some(retry) = retry.take() else {
+                        unreachable!("Readying holds its retry until it moves on")
                     };
-                    let (mut service, request) = retry.into_request();
-                    let future = service.call(request);
+                    let request = retry.into_request(&replay.credential);
+                    let future = replay.service.call(request);
                     state.set(State::Replaying { future });
                 }
                 StateProj::Replaying { future } => {
@@ -224,6 +261,7 @@ where
             State::First { .. } => "first",
             State::Draining { .. } => "draining",
             State::Renewing { .. } => "renewing",
+            State::Readying { .. } => "readying",
             State::Replaying { .. } => "replaying",
         };
         f.debug_struct("ResponseFuture")

@@ -98,6 +98,7 @@ impl<C> AuthLayer<C> {
 
 impl<S, C> Layer<S> for AuthLayer<C>
 where
+    S: Clone,
     C: CredentialSource + Clone,
 {
     type Service = AuthService<S, C>;

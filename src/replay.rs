@@ -72,13 +72,41 @@ pin_project! {
 struct Shared<B> {
     /// What is left of the caller's body; `None` once it has ended.
     body: Option<Pin<Box<B>>>,
-    kept: Vec<Bytes>,
+    /// The chunks read so far; most bodies are one chunk, kept inline.
+    kept: Kept,
     kept_len: usize,
     cap: usize,
     trailers: Option<HeaderMap>,
     overflowed: bool,
     replaying: bool,
     hint: SizeHint,
+}
+
+#[derive(Default)]
+struct Kept {
+    first: Option<Bytes>,
+    rest: Vec<Bytes>,
+}
+
+impl Kept {
+    fn push(&mut self, chunk: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.rest.push(chunk);
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<&Bytes> {
+        match index {
+            0 => self.first.as_ref(),
+            n => self.rest.get(n - 1),
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,7 +141,7 @@ impl<B: Body> ReplayBody<B> {
         }
         let shared = Arc::new(Mutex::new(Shared {
             body: Some(Box::pin(body)),
-            kept: Vec::new(),
+            kept: Kept::default(),
             kept_len: 0,
             cap,
             trailers: None,
@@ -249,7 +277,7 @@ where
             if let Some(data) = frame.data_ref() {
                 if self.kept_len + data.len() > self.cap {
                     self.overflowed = true;
-                    self.kept = Vec::new();
+                    self.kept = Kept::default();
                 } else {
                     self.kept_len += data.len();
                     self.kept.push(data.clone());

@@ -14,7 +14,7 @@ use std::fmt;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::header::{Entry, AUTHORIZATION};
@@ -41,6 +41,9 @@ enum Pending<F> {
 /// Cloning gives a service that is not ready yet, as tower expects.
 pub struct AuthService<S, C: CredentialSource> {
     inner: S,
+    /// A pristine clone of `inner`, shared by every request: a replay clones
+    /// it then, instead of every request cloning `inner` up front.
+    replay_service: Arc<Mutex<S>>,
     source: C,
     config: Arc<Config>,
     pending: Pending<C::Future>,
@@ -51,13 +54,18 @@ impl<S, C: CredentialSource> AuthService<S, C> {
     /// `base_url`. [`AuthLayer`](crate::AuthLayer) offers more options.
     pub fn new(inner: S, base_url: BaseUrl, source: C) -> Self
     where
+        S: Clone,
         C: Clone,
     {
         tower::Layer::layer(&crate::AuthLayer::new(base_url, source), inner)
     }
 
-    pub(crate) fn from_parts(inner: S, source: C, config: Arc<Config>) -> Self {
+    pub(crate) fn from_parts(inner: S, source: C, config: Arc<Config>) -> Self
+    where
+        S: Clone,
+    {
         Self {
+            replay_service: Arc::new(Mutex::new(inner.clone())),
             inner,
             source,
             config,
@@ -88,7 +96,13 @@ impl<S, C: CredentialSource> AuthService<S, C> {
 
 impl<S: Clone, C: CredentialSource + Clone> Clone for AuthService<S, C> {
     fn clone(&self) -> Self {
-        Self::from_parts(self.inner.clone(), self.source.clone(), self.config.clone())
+        Self {
+            inner: self.inner.clone(),
+            replay_service: self.replay_service.clone(),
+            source: self.source.clone(),
+            config: self.config.clone(),
+            pending: Pending::Idle,
+        }
     }
 }
 
@@ -185,7 +199,7 @@ where
         let (parts, body) = request.into_parts();
         let (first, replay) = ReplayBody::recorded(body, self.config.replay_limit);
         let retry = Retry::new(
-            self.inner.clone(),
+            self.replay_service.clone(),
             self.source.clone(),
             credential,
             &parts,

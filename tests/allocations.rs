@@ -142,8 +142,8 @@ fn static_sources_allocate_nothing_per_request() {
 }
 
 /// A cached session keeps a copy of each request's head so that a 401 can be
-/// replayed: today four allocations per request (the boxed replay state, the
-/// header map's two tables, and the first clone of the caller's
+/// replayed: today three allocations per request (the boxed replay state,
+/// the flat list of headers, and the first clone of the caller's
 /// `content-type` value). The bound guards against regressions; the count is
 /// printed.
 #[test]
@@ -156,6 +156,6 @@ fn ibsso_cached_allocations_per_request_are_bounded() {
         relative as f64 / REQUESTS as f64
     );
     assert!(absolute > 0, "the replay copy is made: the counter sees it");
-    assert!(absolute <= 4 * REQUESTS, "{per_request} per request");
-    assert!(relative <= 4 * REQUESTS);
+    assert!(absolute <= 3 * REQUESTS, "{per_request} per request");
+    assert!(relative <= 3 * REQUESTS);
 }
