@@ -228,10 +228,14 @@ impl BaseUrl {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return false;
         };
-        let expected = if self.https { "https" } else { "http" };
+        let expected = if self.https {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
         let authority = authority.as_str();
         // Exact bytes first: the common case, and a cheap one.
-        scheme.as_str().eq_ignore_ascii_case(expected)
+        *scheme == expected
             && (authority == self.short_form
                 || authority == self.with_port
                 || authority.eq_ignore_ascii_case(&self.short_form)

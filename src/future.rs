@@ -169,7 +169,7 @@ where
                 }
                 StateProj::First { future, retry } => {
                     let mut response = ready!(future.poll(cx)).map_err(AuthError::inner)?;
-                    if response.status() != StatusCode::UNAUTHORIZED {
+                    if retry.is_none() || response.status() != StatusCode::UNAUTHORIZED {
                         return Poll::Ready(Ok(response));
                     }
                     let Some(retry) = retry.take() else {
