@@ -52,6 +52,7 @@ struct State {
     api_keys: Vec<String>,
     users: HashMap<String, String>,
     sessions: HashMap<String, Instant>,
+    issued: Vec<String>,
     next_token: u64,
     idle_timeout: Duration,
     // knobs
@@ -92,6 +93,7 @@ impl FakeInfobip {
             api_keys: vec![Self::API_KEY.to_owned()],
             users: HashMap::from([(Self::USERNAME.to_owned(), Self::PASSWORD.to_owned())]),
             sessions: HashMap::new(),
+            issued: Vec::new(),
             next_token: 0,
             idle_timeout: SESSION_IDLE_TIMEOUT,
             fail_logins: Vec::new(),
@@ -203,6 +205,12 @@ impl FakeInfobip {
     /// endpoint, accepted or not, exactly as received.
     pub fn authorizations(&self) -> Vec<Option<HeaderValue>> {
         lock(&self.state).authorizations.clone()
+    }
+
+    /// Every session token issued so far (for tests that check no token
+    /// leaks anywhere).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state).issued.clone()
     }
 
     /// Live sessions.
@@ -324,6 +332,7 @@ async fn login(state: &Mutex<State>, request: Request<Incoming>) -> Response<Ful
         rand_suffix(state.next_token)
     );
     state.sessions.insert(token.clone(), Instant::now());
+    state.issued.push(token.clone());
     json(StatusCode::OK, format!(r#"{{"token":"{token}"}}"#))
 }
 

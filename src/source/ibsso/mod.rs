@@ -206,8 +206,10 @@ impl Ibsso {
     /// than 2xx. The token is forgotten either way.
     pub async fn logout(&self) -> Result<(), AuthError> {
         let Some(session) = self.inner.lock().session.take() else {
+            tracing::debug!("logout: no session to end");
             return Ok(());
         };
+        tracing::debug!("logging out of Infobip");
         let mut request = Request::new(Bytes::new());
         *request.method_mut() = Method::DELETE;
         *request.uri_mut() = self.inner.session_uri.clone();
@@ -222,8 +224,10 @@ impl Ibsso {
             .await
             .map_err(|_| AuthError::new(ErrorKind::Timeout, "logout timed out"))??;
         if answer.status.is_success() {
+            tracing::debug!("logged out");
             Ok(())
         } else {
+            tracing::warn!(status = answer.status.as_u16(), "logout failed");
             Err(AuthError::new(
                 ErrorKind::LoginFailed,
                 format!(
@@ -279,6 +283,7 @@ impl Inner {
         );
         let send = request.map(|r| self.transport.send(r, self.max_response_bytes));
         let timeout = self.login_timeout;
+        tracing::debug!(login = id, base_url = %self.base_url, "logging in to Infobip");
         let guard = LoginGuard {
             inner: Arc::downgrade(self),
             id,
@@ -328,6 +333,7 @@ impl LoginGuard {
         let now = Instant::now();
         match result {
             Ok(credential) => {
+                tracing::debug!(login = self.id, "logged in");
                 state.session = Some(Session {
                     credential: credential.clone(),
                     last_used: now,
@@ -336,6 +342,7 @@ impl LoginGuard {
                 state.failed = None;
             }
             Err(error) => {
+                tracing::warn!(login = self.id, kind = ?error.kind(), %error, "login failed");
                 bump(&inner.stats.failed_logins);
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                 let doublings = (state.consecutive_failures - 1).min(16);
@@ -417,6 +424,7 @@ impl CredentialSource for Ibsso {
                 };
             }
             // Idle for too long: the server has ended it.
+            tracing::debug!(reason = "idle", "renewing the session");
             state.session = None;
             bump(&self.inner.stats.idle_renewals);
         }
@@ -427,6 +435,7 @@ impl CredentialSource for Ibsso {
         }
         if let Some((error, until)) = &state.failed {
             if now < *until {
+                tracing::trace!("login suppressed: backing off after a failed login");
                 let error = AuthError::new(
                     ErrorKind::BackingOff,
                     "not logging in again yet: the last login failed",
@@ -458,12 +467,24 @@ impl CredentialSource for Ibsso {
             .as_ref()
             .is_some_and(|s| s.credential.generation() == rejected.generation())
         {
+            tracing::debug!(
+                reason = "401",
+                generation = rejected.generation(),
+                "renewing the session"
+            );
             state.session = None;
             bump(&self.inner.stats.renewals);
         }
     }
 
     fn on_replay(&self, replayed: bool) {
+        if replayed {
+            tracing::debug!("replaying a request answered 401");
+        } else {
+            tracing::warn!(
+                "not replaying a request answered 401: its body is over the replay limit"
+            );
+        }
         let stats = &self.inner.stats;
         bump(if replayed {
             &stats.replays

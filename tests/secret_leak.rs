@@ -1,0 +1,223 @@
+//! Runs every flow with a subscriber capturing every tracing event at TRACE,
+//! formats every public type and every error with `{:?}` and `{}`, and
+//! checks that no API key, password, Basic credential or session token
+//! appears anywhere in that text.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use common::{authed, hyper_client, hyper_client_for, ibsso, send, sms, streaming, StreamingBody};
+use http::{Request, StatusCode};
+use infobip_auth::testing::FakeInfobip;
+use infobip_auth::{
+    source, ApiKey, AuthError, AuthLayer, BaseUrl, Basic, BoxCredentialSource, Credential,
+    CredentialSource, Ibsso, ReplayBody,
+};
+use tower::{Layer, ServiceExt};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+const API_KEY_SECRET: &str = "very-secret-api-key-4711";
+const WRONG_PASSWORD: &str = "wrong-password-0815";
+
+#[tokio::test]
+async fn no_secret_reaches_logs_debug_display_or_errors() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let fake = FakeInfobip::start().await.unwrap();
+    fake.add_api_key(API_KEY_SECRET);
+    let mut text = String::new();
+    let mut errors: Vec<AuthError> = Vec::new();
+
+    // App and Basic, accepted and rejected.
+    let app = authed(&fake, ApiKey::new(API_KEY_SECRET).unwrap());
+    assert_eq!(send(&app, sms("{}")).await.unwrap().0, StatusCode::OK);
+    let basic_source = Basic::new(FakeInfobip::USERNAME, FakeInfobip::PASSWORD).unwrap();
+    let basic = authed(&fake, basic_source.clone());
+    assert_eq!(send(&basic, sms("{}")).await.unwrap().0, StatusCode::OK);
+    errors.push(ApiKey::new(format!("App {API_KEY_SECRET}")).unwrap_err());
+    errors.push(ApiKey::new(format!("{API_KEY_SECRET}\n")).unwrap_err());
+    errors.push(Basic::new("user:x", FakeInfobip::PASSWORD).unwrap_err());
+    errors.push(Basic::new("user", format!("{}\0", FakeInfobip::PASSWORD)).unwrap_err());
+    errors.push(
+        BaseUrl::new(&format!(
+            "https://u:{}@api.infobip.com",
+            FakeInfobip::PASSWORD
+        ))
+        .unwrap_err(),
+    );
+    errors.push(Credential::new("App", &format!("{API_KEY_SECRET} x")).unwrap_err());
+
+    // IBSSO: login, renewal with replay, a skipped replay, 403, logout.
+    let client = hyper_client();
+    let session = ibsso(&fake, &client);
+    let service = authed(&fake, session.clone());
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    fake.revoke_sessions();
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    let streaming_service = AuthLayer::new(fake.base_url(), session.clone())
+        .replay_limit(4)
+        .layer(hyper_client_for::<StreamingBody>());
+    fake.revoke_sessions();
+    let big = Request::post("/sms/2/text/advanced")
+        .body(streaming(vec![Bytes::from_static(b"0123456789")]))
+        .unwrap();
+    let skipped = streaming_service.oneshot(big).await.unwrap();
+    assert_eq!(skipped.status(), StatusCode::UNAUTHORIZED);
+    writeln!(
+        text,
+        "{:?}",
+        skipped.extensions().get::<infobip_auth::ReplaySkipped>()
+    )
+    .unwrap();
+    fake.forbid_next(1);
+    assert_eq!(
+        send(&service, sms("{}")).await.unwrap().0,
+        StatusCode::FORBIDDEN
+    );
+    let credential = session.credential().await.unwrap();
+    writeln!(text, "{credential:?} {:?}", credential.header_value()).unwrap();
+    writeln!(text, "{session:?} {:?} {service:?}", session.stats()).unwrap();
+    session.logout().await.unwrap();
+
+    // Failed logins: bad password, then backoff; a server error; a timeout.
+    let bad = Ibsso::builder(fake.base_url(), FakeInfobip::USERNAME, WRONG_PASSWORD)
+        .backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .build(client.clone())
+        .unwrap();
+    writeln!(text, "{bad:?}").unwrap();
+    let bad_service = authed(&fake, bad);
+    errors.push(send(&bad_service, sms("{}")).await.unwrap_err());
+    errors.push(send(&bad_service, sms("{}")).await.unwrap_err());
+    let flaky = Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .backoff(Duration::ZERO, Duration::ZERO)
+    .login_timeout(Duration::from_millis(50))
+    .build(client.clone())
+    .unwrap();
+    fake.fail_next_logins(1, StatusCode::INTERNAL_SERVER_ERROR);
+    errors.push(flaky.credential().await.unwrap_err());
+    fake.fail_next_logins(1, StatusCode::TOO_MANY_REQUESTS);
+    errors.push(flaky.credential().await.unwrap_err());
+    // Within the 429's Retry-After: backing off.
+    errors.push(flaky.credential().await.unwrap_err());
+    let slow = Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .login_timeout(Duration::from_millis(50))
+    .build(client.clone())
+    .unwrap();
+    fake.set_login_latency(Duration::from_secs(2));
+    errors.push(slow.credential().await.unwrap_err());
+    fake.set_login_latency(Duration::ZERO);
+    let kinds: Vec<_> = errors.iter().map(AuthError::kind).collect();
+    for kind in [
+        infobip_auth::ErrorKind::InvalidCredential,
+        infobip_auth::ErrorKind::InvalidBaseUrl,
+        infobip_auth::ErrorKind::BadCredentials,
+        infobip_auth::ErrorKind::BackingOff,
+        infobip_auth::ErrorKind::LoginFailed,
+        infobip_auth::ErrorKind::Throttled,
+        infobip_auth::ErrorKind::Timeout,
+    ] {
+        assert!(kinds.contains(&kind), "{kind:?} was exercised");
+    }
+
+    // Every other public type.
+    writeln!(
+        text,
+        "{:?} {:?} {:?} {:?} {:?}",
+        ApiKey::new(API_KEY_SECRET).unwrap(),
+        basic_source,
+        AuthLayer::new(fake.base_url(), ApiKey::new(API_KEY_SECRET).unwrap()),
+        app,
+        Ibsso::builder(
+            fake.base_url(),
+            FakeInfobip::USERNAME,
+            FakeInfobip::PASSWORD
+        ),
+    )
+    .unwrap();
+    writeln!(
+        text,
+        "{:?} {:?} {:?} {:?}",
+        BoxCredentialSource::new(ApiKey::new(API_KEY_SECRET).unwrap()),
+        source::from_fn(|| async { Credential::new("App", API_KEY_SECRET) }),
+        ReplayBody::new(Bytes::from_static(b"body")),
+        fake,
+    )
+    .unwrap();
+    writeln!(text, "{} {:?}", fake.base_url(), fake.base_url()).unwrap();
+    for error in &errors {
+        writeln!(text, "{error} | {error:?}").unwrap();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            writeln!(text, "{cause} | {cause:?}").unwrap();
+            source = cause.source();
+        }
+    }
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("logging in to Infobip"),
+        "events were captured"
+    );
+    assert!(
+        logs.contains("login failed"),
+        "failure events were captured"
+    );
+    assert!(logs.contains("renewing the session"));
+    let everything = format!("{logs}\n{text}");
+
+    let basic_b64 = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD
+    ));
+    let mut secrets = vec![
+        API_KEY_SECRET.to_owned(),
+        FakeInfobip::API_KEY.to_owned(),
+        FakeInfobip::PASSWORD.to_owned(),
+        WRONG_PASSWORD.to_owned(),
+        basic_b64,
+    ];
+    let tokens = fake.issued_tokens();
+    assert!(tokens.len() >= 3, "sessions were issued and renewed");
+    secrets.extend(tokens);
+    for secret in &secrets {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "a secret leaked into logs or formatting"
+        );
+    }
+    assert!(everything.contains("** redacted **"));
+}
