@@ -418,4 +418,56 @@ mod tests {
         assert_eq!(again.trailers(), Some(&trailers));
         assert_eq!(&again.to_bytes()[..], b"xy");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn run(chunks: Vec<Vec<u8>>, cap: usize, read_first: usize) -> Result<(), TestCaseError> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let original: Vec<u8> = chunks.concat();
+                let frames: Vec<Result<Frame<Bytes>, BoxError>> = chunks
+                    .iter()
+                    .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                    .collect();
+                let (mut first, replay) =
+                    ReplayBody::recorded(StreamBody::new(stream::iter(frames)), cap);
+                // The first attempt reads some frames, then the server answers.
+                let mut seen = Vec::new();
+                for _ in 0..read_first {
+                    match first.frame().await {
+                        Some(Ok(frame)) => seen.extend_from_slice(&frame.into_data().unwrap()),
+                        _ => break,
+                    }
+                }
+                prop_assert!(original.starts_with(&seen));
+                let Some(replay) = replay else {
+                    prop_assert!(original.is_empty());
+                    return Ok(());
+                };
+                if replay.start_replay() {
+                    prop_assert!(seen.len() <= cap, "kept more than the cap");
+                    let again = replay.collect().await.unwrap().to_bytes();
+                    prop_assert_eq!(&again[..], &original[..], "exact bytes, once");
+                } else {
+                    prop_assert!(seen.len() > cap, "refused although within the cap");
+                }
+                Ok(())
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn replays_exactly_the_original_bytes_or_refuses(
+                chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..12),
+                cap in 0usize..512,
+                read_first in 0usize..14,
+            ) {
+                run(chunks, cap, read_first)?;
+            }
+        }
+    }
 }

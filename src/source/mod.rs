@@ -44,7 +44,7 @@
 
 mod api_key;
 mod basic;
-mod ibsso;
+pub(crate) mod ibsso;
 
 use std::fmt;
 use std::future::Future;

@@ -31,3 +31,23 @@
 mod server;
 
 pub use server::{Accepted, FakeInfobip, SESSION_IDLE_TIMEOUT};
+
+/// Interprets a login answer (`status` and `body`) exactly as [`Ibsso`]
+/// does: the `IBSSO <token>` header value it would stamp, or the error it
+/// would report. For fuzzing and property tests.
+///
+/// [`Ibsso`]: crate::Ibsso
+///
+/// # Errors
+///
+/// The [`AuthError`](crate::AuthError) a login with this answer fails with.
+pub fn parse_login_answer(status: u16, body: &[u8]) -> Result<http::HeaderValue, crate::AuthError> {
+    let status = http::StatusCode::from_u16(status).map_err(|_| {
+        crate::AuthError::new(crate::ErrorKind::InvalidResponse, "not an HTTP status code")
+    })?;
+    crate::source::ibsso::wire::login_result(&crate::source::ibsso::transport::Answer {
+        status,
+        headers: http::HeaderMap::new(),
+        body: bytes::Bytes::copy_from_slice(body),
+    })
+}

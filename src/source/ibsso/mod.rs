@@ -30,8 +30,8 @@
 //!
 //! See [`Ibsso`] for how sessions are renewed, expired and retried.
 
-mod transport;
-mod wire;
+pub(crate) mod transport;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::future::Future;

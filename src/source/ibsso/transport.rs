@@ -13,10 +13,10 @@ use tower::{Service, ServiceExt};
 use crate::error::{AuthError, BoxError, ErrorKind};
 
 /// A login or logout response, its body read in full (up to a cap).
-pub(super) struct Answer {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 pub(super) trait Transport: Send + Sync {

@@ -65,7 +65,7 @@ pub(super) fn login_request(
 }
 
 /// The `IBSSO <token>` header from a login answer, or the error it means.
-pub(super) fn login_result(answer: &Answer) -> Result<HeaderValue, AuthError> {
+pub(crate) fn login_result(answer: &Answer) -> Result<HeaderValue, AuthError> {
     let status = answer.status;
     if status == StatusCode::OK || status == StatusCode::CREATED {
         return token_header(&answer.body);
