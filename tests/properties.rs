@@ -39,11 +39,9 @@ proptest! {
 
     #[test]
     fn base_url_parsing_never_panics(text in ".{0,200}") {
-        for parsed in [BaseUrl::new(&text), BaseUrl::insecure_loopback(&text)] {
-            if let Ok(base) = parsed {
-                prop_assert_eq!(BaseUrl::insecure_loopback(base.as_str()).unwrap(), base.clone());
-                prop_assert!(base.matches(&base.join("/x").unwrap()));
-            }
+        for base in [BaseUrl::new(&text), BaseUrl::insecure_loopback(&text)].into_iter().flatten() {
+            prop_assert_eq!(BaseUrl::insecure_loopback(base.as_str()).unwrap(), base.clone());
+            prop_assert!(base.matches(&base.join("/x").unwrap()));
         }
     }
 
