@@ -5,6 +5,9 @@
 //! `poll_ready` first resolves the credential (a session source may log in
 //! here) and only then readies the inner service. A slow login therefore
 //! never holds an inner slot (a `ConcurrencyLimit` permit, a pool checkout).
+//! The replay after a 401 works the same way: the first attempt's response
+//! has completed (returning its slot), the renewed credential is obtained,
+//! and only then is a fresh clone of the inner service readied and called.
 //! When the source fails, `poll_ready` still returns `Ready(Ok(()))` without
 //! readying the inner service, and the next `call` fails that one request
 //! with the source's [`AuthError`]: a failed login never poisons a `Buffer`

@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -60,6 +59,8 @@ struct State {
     login_latency: Duration,
     early_401: Vec<usize>,
     forbid: usize,
+    drop_next: usize,
+    fail_every: Option<(usize, StatusCode)>,
     // counters
     logins: usize,
     failed_logins: usize,
@@ -67,6 +68,8 @@ struct State {
     rejected: usize,
     accepted: Vec<Accepted>,
     authorizations: Vec<Option<HeaderValue>>,
+    dropped: usize,
+    attempts: HashMap<String, usize>,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -100,6 +103,10 @@ impl FakeInfobip {
             login_latency: Duration::ZERO,
             early_401: Vec::new(),
             forbid: 0,
+            drop_next: 0,
+            fail_every: None,
+            dropped: 0,
+            attempts: HashMap::new(),
             logins: 0,
             failed_logins: 0,
             logouts: 0,
@@ -169,6 +176,28 @@ impl FakeInfobip {
     /// credential that lacks a permission.
     pub fn forbid_next(&self, n: usize) {
         lock(&self.state).forbid += n;
+    }
+
+    /// Closes the connection of the next `n` authenticated requests without
+    /// answering or processing them.
+    pub fn drop_next(&self, n: usize) {
+        lock(&self.state).drop_next += n;
+    }
+
+    /// Answers every `n`-th login with `status` from now on (`n` = 0 stops).
+    pub fn fail_every_nth_login(&self, n: usize, status: StatusCode) {
+        lock(&self.state).fail_every = (n > 0).then_some((n, status));
+    }
+
+    /// Authenticated requests whose connection was dropped unanswered.
+    pub fn dropped(&self) -> usize {
+        lock(&self.state).dropped
+    }
+
+    /// How many times each `x-request-id` reached the authenticated
+    /// endpoint, whatever the outcome.
+    pub fn attempts_by_request_id(&self) -> HashMap<String, usize> {
+        lock(&self.state).attempts.clone()
     }
 
     /// Login requests received, successful or not.
@@ -252,7 +281,11 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                async move {
+                    handle(&state, request).await.ok_or_else(|| {
+                        std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "fault injected")
+                    })
+                }
             });
             // HTTP/1.1, and HTTP/2 with prior knowledge for clients that
             // need thousands of concurrent requests on one connection.
@@ -276,11 +309,12 @@ fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     response
 }
 
-async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// The answer to `request`, or `None` to drop the connection unanswered.
+async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
-        (&Method::POST, "/auth/1/session") => login(state, request).await,
-        (&Method::DELETE, "/auth/1/session") => logout(state, &request),
+        (&Method::POST, "/auth/1/session") => Some(login(state, request).await),
+        (&Method::DELETE, "/auth/1/session") => Some(logout(state, &request)),
         _ => authenticated(state, request, path).await,
     }
 }
@@ -289,7 +323,12 @@ async fn login(state: &Mutex<State>, request: Request<Incoming>) -> Response<Ful
     let (failure, latency) = {
         let mut state = lock(state);
         state.logins += 1;
-        let failure = (!state.fail_logins.is_empty()).then(|| state.fail_logins.remove(0));
+        let mut failure = (!state.fail_logins.is_empty()).then(|| state.fail_logins.remove(0));
+        if let Some((every, status)) = state.fail_every {
+            if failure.is_none() && state.logins % every == 0 {
+                failure = Some(status);
+            }
+        }
         (failure, state.login_latency)
     };
     if !latency.is_zero() {
@@ -408,10 +447,23 @@ async fn authenticated(
     state: &Mutex<State>,
     request: Request<Incoming>,
     path: String,
-) -> Response<Full<Bytes>> {
+) -> Option<Response<Full<Bytes>>> {
     let (parts, mut body) = request.into_parts();
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let (early, forbid, scheme) = {
         let mut state = lock(state);
+        if let Some(id) = &request_id {
+            *state.attempts.entry(id.clone()).or_default() += 1;
+        }
+        if state.drop_next > 0 {
+            state.drop_next -= 1;
+            state.dropped += 1;
+            return None;
+        }
         state
             .authorizations
             .push(parts.headers.get(AUTHORIZATION).cloned());
@@ -432,18 +484,18 @@ async fn authenticated(
             }
         }
         lock(state).rejected += 1;
-        return json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON);
+        return Some(json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON));
     }
     let Some(scheme) = scheme else {
         // Read the body first, as a server that checks credentials after
         // parsing the request does; the connection stays usable.
         while let Some(Ok(_)) = body.frame().await {}
         lock(state).rejected += 1;
-        return json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON);
+        return Some(json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON));
     };
     if forbid {
         lock(state).rejected += 1;
-        return json(StatusCode::FORBIDDEN, FORBIDDEN_JSON);
+        return Some(json(StatusCode::FORBIDDEN, FORBIDDEN_JSON));
     }
     let mut received = BytesMut::new();
     while let Some(frame) = body.frame().await {
@@ -453,14 +505,9 @@ async fn authenticated(
                     received.extend_from_slice(data);
                 }
             }
-            Err(_) => return json(StatusCode::BAD_REQUEST, r#"{"error":"body"}"#),
+            Err(_) => return Some(json(StatusCode::BAD_REQUEST, r#"{"error":"body"}"#)),
         }
     }
-    let request_id = parts
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let size = received.len();
     lock(state).accepted.push(Accepted {
         path,
@@ -468,5 +515,5 @@ async fn authenticated(
         scheme,
         body: received.freeze(),
     });
-    json(StatusCode::OK, format!(r#"{{"received":{size}}}"#))
+    Some(json(StatusCode::OK, format!(r#"{{"received":{size}}}"#)))
 }
