@@ -89,4 +89,5 @@ pub use replay::{ReplayBody, ReplaySkipped, DEFAULT_REPLAY_LIMIT};
 pub use service::AuthService;
 pub use source::{
     ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder,
+    SessionStats,
 };

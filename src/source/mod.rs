@@ -45,6 +45,7 @@
 mod api_key;
 mod basic;
 pub(crate) mod ibsso;
+pub(crate) mod session;
 
 use std::fmt;
 use std::future::Future;
@@ -56,9 +57,10 @@ use http::HeaderValue;
 
 pub use api_key::ApiKey;
 pub use basic::Basic;
-pub use ibsso::{
-    Ibsso, IbssoBuilder, IbssoFuture, IbssoStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+pub use ibsso::{Ibsso, IbssoBuilder, DEFAULT_IDLE_TIMEOUT};
+pub use session::{
+    SessionFuture, SessionStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
+    DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
 };
 
 use crate::error::AuthError;

@@ -10,9 +10,9 @@ use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::transport::Answer;
 use crate::error::{AuthError, ErrorKind};
 use crate::secret::{is_visible_ascii, sensitive_header, zeroizing_bytes};
+use crate::source::session::transport::Answer;
 
 /// Where sessions are created and destroyed.
 pub(super) const SESSION_PATH: &str = "/auth/1/session";

@@ -19,7 +19,7 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
-pub(super) trait Transport: Send + Sync {
+pub(crate) trait Transport: Send + Sync {
     fn send(
         &self,
         request: Request<Bytes>,
@@ -27,13 +27,13 @@ pub(super) trait Transport: Send + Sync {
     ) -> BoxFuture<'static, Result<Answer, AuthError>>;
 }
 
-pub(super) struct ServiceTransport<T, RB> {
+pub(crate) struct ServiceTransport<T, RB> {
     service: T,
     _body: PhantomData<fn(Bytes) -> RB>,
 }
 
 impl<T, RB> ServiceTransport<T, RB> {
-    pub(super) fn new(service: T) -> Self {
+    pub(crate) fn new(service: T) -> Self {
         Self {
             service,
             _body: PhantomData,
