@@ -9,6 +9,7 @@
 //! | [`ApiKey`] | `App <key>` | recommended by Infobip |
 //! | [`Basic`] | `Basic <base64(user:pass)>` | RFC 7617, no line breaks |
 //! | [`Ibsso`] | `IBSSO <token>` | logs in, renews once on 401 for all waiters, replays the request |
+//! | [`OAuth2`] | `Bearer <token>` | client credentials; refreshed ahead of expiry; renews and replays like `Ibsso` |
 //!
 //! # Example
 //!
@@ -88,6 +89,6 @@ pub use layer::AuthLayer;
 pub use replay::{ReplayBody, ReplaySkipped, DEFAULT_REPLAY_LIMIT};
 pub use service::AuthService;
 pub use source::{
-    ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder,
-    SessionStats,
+    ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder, OAuth2,
+    OAuth2Builder, SessionStats,
 };

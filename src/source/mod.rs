@@ -6,6 +6,7 @@
 //! | [`ApiKey`] | `App <key>` (recommended by Infobip) |
 //! | [`Basic`] | `Basic <base64(username:password)>` |
 //! | [`Ibsso`] | `IBSSO <session token>`, logged in, renewed and replayed on 401 |
+//! | [`OAuth2`] | `Bearer <access token>`, refreshed before expiry, renewed and replayed on 401 |
 //! | [`from_fn`] | whatever your closure returns |
 //!
 //! # Writing a source
@@ -45,6 +46,7 @@
 mod api_key;
 mod basic;
 pub(crate) mod ibsso;
+mod oauth2;
 pub(crate) mod session;
 
 use std::fmt;
@@ -58,6 +60,7 @@ use http::HeaderValue;
 pub use api_key::ApiKey;
 pub use basic::Basic;
 pub use ibsso::{Ibsso, IbssoBuilder, DEFAULT_IDLE_TIMEOUT};
+pub use oauth2::{OAuth2, OAuth2Builder, DEFAULT_REFRESH_BEFORE};
 pub use session::{
     SessionFuture, SessionStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,

@@ -7,9 +7,12 @@
 //! - `POST /auth/1/session`: JSON `{"username", "password", "unsafe"}` →
 //!   `{"token": ...}`, or Infobip-shaped 401 JSON for a wrong pair;
 //! - `DELETE /auth/1/session` with `Authorization: IBSSO <token>` → 204;
+//! - `POST /auth/1/oauth2/token`: form `client_id`, `client_secret`,
+//!   `grant_type=client_credentials` → `{"access_token", "expires_in",
+//!   "token_type"}` (credentials in the query string are refused);
 //! - any other path: an authenticated endpoint (e.g. `POST
-//!   /sms/2/text/advanced`) that accepts a valid `App`, `Basic` or `IBSSO`
-//!   credential, reads the whole body and answers 200, or answers 401 JSON.
+//!   /sms/2/text/advanced`) that accepts a valid `App`, `Basic`, `IBSSO` or
+//!   `Bearer` credential, reads the whole body and answers 200, or answers 401 JSON.
 //!
 //! Sessions expire after [`SESSION_IDLE_TIMEOUT`] without use, on tokio's
 //! clock. Knobs inject faults; counters tell what happened.
@@ -30,7 +33,7 @@
 
 mod server;
 
-pub use server::{Accepted, FakeInfobip, SESSION_IDLE_TIMEOUT};
+pub use server::{Accepted, FakeInfobip, OAUTH_TOKEN_LIFETIME, SESSION_IDLE_TIMEOUT};
 
 /// Interprets a login answer (`status` and `body`) exactly as [`Ibsso`]
 /// does: the `IBSSO <token>` header value it would stamp, or the error it

@@ -21,6 +21,8 @@ use crate::BaseUrl;
 
 /// How long an unused session lives on the fake server, as on Infobip.
 pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// How long an OAuth access token lives by default (`expires_in`).
+pub const OAUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
 const UNAUTHORIZED_JSON: &str = r#"{"requestError":{"serviceException":{"messageId":"UNAUTHORIZED","text":"Invalid login details"}}}"#;
 const FORBIDDEN_JSON: &str =
@@ -53,6 +55,9 @@ struct State {
     api_keys: Vec<String>,
     users: HashMap<String, String>,
     sessions: HashMap<String, Instant>,
+    /// OAuth access tokens and when each expires.
+    oauth_tokens: HashMap<String, Instant>,
+    oauth_lifetime: Duration,
     issued: Vec<String>,
     next_token: u64,
     idle_timeout: Duration,
@@ -133,6 +138,8 @@ impl FakeInfobip {
             api_keys: vec![Self::API_KEY.to_owned()],
             users: HashMap::from([(Self::USERNAME.to_owned(), Self::PASSWORD.to_owned())]),
             sessions: HashMap::new(),
+            oauth_tokens: HashMap::new(),
+            oauth_lifetime: OAUTH_TOKEN_LIFETIME,
             issued: Vec::new(),
             next_token: 0,
             idle_timeout: SESSION_IDLE_TIMEOUT,
@@ -201,9 +208,18 @@ impl FakeInfobip {
         lock(&self.state).api_keys.push(key.to_owned());
     }
 
-    /// Ends every session now, as if they had all expired.
+    /// Ends every session and OAuth access token now, as if they had all
+    /// expired.
     pub fn revoke_sessions(&self) {
-        lock(&self.state).sessions.clear();
+        let mut state = lock(&self.state);
+        state.sessions.clear();
+        state.oauth_tokens.clear();
+    }
+
+    /// Sets the lifetime of OAuth access tokens issued from now on (default
+    /// [`OAUTH_TOKEN_LIFETIME`]).
+    pub fn set_oauth_token_lifetime(&self, lifetime: Duration) {
+        lock(&self.state).oauth_lifetime = lifetime;
     }
 
     /// Answers the next `n` logins with `status` (a 429 carries
@@ -260,7 +276,8 @@ impl FakeInfobip {
         lock(&self.state).attempts.clone()
     }
 
-    /// Login requests received, successful or not.
+    /// Login requests received (`/auth/1/session` and
+    /// `/auth/1/oauth2/token`), successful or not.
     pub fn logins(&self) -> usize {
         lock(&self.state).logins
     }
@@ -386,13 +403,35 @@ fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
-        (&Method::POST, "/auth/1/session") => Some(login(state, request).await),
+        (&Method::POST, "/auth/1/session") => Some(login(state, request, Login::Session).await),
+        (&Method::POST, "/auth/1/oauth2/token") => Some(login(state, request, Login::OAuth).await),
         (&Method::DELETE, "/auth/1/session") => Some(logout(state, &request)),
         _ => authenticated(state, request, path).await,
     }
 }
 
-async fn login(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Login {
+    Session,
+    OAuth,
+}
+
+/// `client_id`, `client_secret` from a form body with
+/// `grant_type=client_credentials`.
+fn oauth_fields(body: &[u8]) -> Option<(String, String)> {
+    let mut fields: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    if fields.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return None;
+    }
+    Some((fields.remove("client_id")?, fields.remove("client_secret")?))
+}
+
+async fn login(
+    state: &Mutex<State>,
+    request: Request<Incoming>,
+    kind: Login,
+) -> Response<Full<Bytes>> {
+    let credentials_in_query = request.uri().query().is_some();
     let (failure, latency) = {
         let mut state = lock(state);
         state.logins += 1;
@@ -421,31 +460,56 @@ async fn login(state: &Mutex<State>, request: Request<Incoming>) -> Response<Ful
         }
         return response;
     }
-    let fields = body
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| {
-            let user = v.get("username")?.as_str()?.to_owned();
-            let pass = v.get("password")?.as_str()?.to_owned();
-            Some((user, pass))
-        });
+    let fields = body.ok().and_then(|b| match kind {
+        Login::Session => serde_json::from_slice::<serde_json::Value>(&b)
+            .ok()
+            .and_then(|v| {
+                let user = v.get("username")?.as_str()?.to_owned();
+                let pass = v.get("password")?.as_str()?.to_owned();
+                Some((user, pass))
+            }),
+        Login::OAuth => oauth_fields(&b),
+    });
     let mut state = lock(state);
-    let valid = fields
-        .as_ref()
-        .is_some_and(|(user, pass)| state.users.get(user) == Some(pass));
+    let valid = !credentials_in_query
+        && fields
+            .as_ref()
+            .is_some_and(|(user, pass)| state.users.get(user) == Some(pass));
     if !valid {
         state.failed_logins += 1;
         return json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON);
     }
     state.next_token += 1;
+    let prefix = if kind == Login::OAuth {
+        "oauth"
+    } else {
+        "fake"
+    };
     let token = format!(
-        "{:08x}-fake-{:016x}",
+        "{:08x}-{prefix}-{:016x}",
         state.next_token,
         rand_suffix(state.next_token)
     );
-    state.sessions.insert(token.clone(), Instant::now());
     state.issued.push(token.clone());
-    json(StatusCode::OK, format!(r#"{{"token":"{token}"}}"#))
+    match kind {
+        Login::Session => {
+            state.sessions.insert(token.clone(), Instant::now());
+            json(StatusCode::OK, format!(r#"{{"token":"{token}"}}"#))
+        }
+        Login::OAuth => {
+            let lifetime = state.oauth_lifetime;
+            state
+                .oauth_tokens
+                .insert(token.clone(), Instant::now() + lifetime);
+            json(
+                StatusCode::OK,
+                format!(
+                    r#"{{"access_token":"{token}","expires_in":{},"token_type":"Bearer"}}"#,
+                    lifetime.as_secs()
+                ),
+            )
+        }
+    }
 }
 
 /// Token bytes that differ between runs of one server, so tests cannot
@@ -500,6 +564,11 @@ impl State {
                     Some(self.users.get(user).is_some_and(|p| p == pass))
                 })
                 .unwrap_or(false),
+            "Bearer" => {
+                let now = Instant::now();
+                self.oauth_tokens.retain(|_, expires| now < *expires);
+                self.oauth_tokens.contains_key(credential)
+            }
             "IBSSO" => {
                 self.expire_sessions();
                 match self.sessions.get_mut(credential) {

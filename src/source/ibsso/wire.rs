@@ -2,17 +2,17 @@
 //! each login answer means.
 
 use std::borrow::Cow;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::error::{AuthError, ErrorKind};
-use crate::secret::{is_visible_ascii, sensitive_header, zeroizing_bytes};
+use crate::secret::zeroizing_bytes;
 use crate::source::session::transport::Answer;
+use crate::source::session::wire as session_wire;
 
 /// Where sessions are created and destroyed.
 pub(super) const SESSION_PATH: &str = "/auth/1/session";
@@ -66,69 +66,24 @@ pub(super) fn login_request(
 
 /// The `IBSSO <token>` header from a login answer, or the error it means.
 pub(crate) fn login_result(answer: &Answer) -> Result<HeaderValue, AuthError> {
-    let status = answer.status;
-    if status == StatusCode::OK || status == StatusCode::CREATED {
-        return token_header(&answer.body);
+    if !matches!(answer.status, StatusCode::OK | StatusCode::CREATED) {
+        return Err(session_wire::failure(answer));
     }
-    let error = match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => AuthError::new(
-            ErrorKind::BadCredentials,
-            format!(
-                "Infobip rejected the username or password (HTTP {}); check them before trying again",
-                status.as_u16()
-            ),
-        ),
-        StatusCode::TOO_MANY_REQUESTS => AuthError::new(
-            ErrorKind::Throttled,
-            "Infobip throttled the login (HTTP 429)",
-        )
-        .with_retry_after(retry_after(answer)),
-        StatusCode::BAD_REQUEST => AuthError::new(
-            ErrorKind::LoginFailed,
-            "Infobip refused the login request as malformed (HTTP 400)",
-        ),
-        _ => AuthError::new(
-            ErrorKind::LoginFailed,
-            format!("Infobip's login failed with HTTP {}", status.as_u16()),
-        ),
-    };
-    Err(error)
-}
-
-fn token_header(body: &[u8]) -> Result<HeaderValue, AuthError> {
-    let answer: LoginAnswer<'_> = serde_json::from_slice(body).map_err(|_| {
+    let answer: LoginAnswer<'_> = serde_json::from_slice(&answer.body).map_err(|_| {
         AuthError::new(
             ErrorKind::InvalidResponse,
             "login response is not JSON with a \"token\" string",
         )
     })?;
-    let mut token = answer.token;
-    let header = if is_visible_ascii(token.as_bytes()) {
-        sensitive_header("IBSSO", token.as_bytes())
-    } else {
-        None
-    };
-    if let Cow::Owned(owned) = &mut token {
-        owned.zeroize();
-    }
-    header.ok_or_else(|| {
-        AuthError::new(
-            ErrorKind::InvalidResponse,
-            "login response token is empty or has characters a header cannot carry",
-        )
-    })
-}
-
-/// `Retry-After` in seconds; HTTP dates are not honoured (the backoff applies).
-fn retry_after(answer: &Answer) -> Option<Duration> {
-    let value = answer.headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    session_wire::token_header("IBSSO", answer.token)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::RETRY_AFTER;
     use http::HeaderMap;
+    use std::time::Duration;
 
     fn answer(status: u16, body: &'static [u8]) -> Answer {
         Answer {

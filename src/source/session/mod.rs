@@ -5,6 +5,7 @@
 //! expiry, and throttled by a backoff after failures.
 
 pub(crate) mod transport;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::future::Future;

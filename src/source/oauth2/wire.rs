@@ -1,0 +1,132 @@
+//! The bytes of Infobip's OAuth 2.0 client-credentials endpoint.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::error::{AuthError, ErrorKind};
+use crate::secret::zeroizing_bytes;
+use crate::source::session::transport::Answer;
+use crate::source::session::wire as session_wire;
+use crate::source::session::Grant;
+
+/// Where access tokens are issued.
+pub(super) const TOKEN_PATH: &str = "/auth/1/oauth2/token";
+
+#[derive(Deserialize)]
+struct TokenAnswer<'a> {
+    #[serde(borrow)]
+    access_token: Cow<'a, str>,
+    expires_in: Option<u64>,
+}
+
+/// `POST /auth/1/oauth2/token`, form-encoded, credentials in the body (never
+/// the URL), no `Authorization` header. The body is zeroized when done.
+pub(super) fn token_request(uri: &Uri, client_id: &str, client_secret: &str) -> Request<Bytes> {
+    // Percent-encoding at most triples a byte: the buffer never reallocates
+    // and so never leaves a copy of the secret behind.
+    let capacity = 64 + 3 * (client_id.len() + client_secret.len());
+    let mut body = Zeroizing::new(String::with_capacity(capacity));
+    form_urlencoded::Serializer::new(&mut *body)
+        .append_pair("client_id", client_id)
+        .append_pair("client_secret", client_secret)
+        .append_pair("grant_type", "client_credentials")
+        .finish();
+    let bytes = Zeroizing::new(std::mem::take(&mut *body).into_bytes());
+    let mut request = Request::new(zeroizing_bytes(bytes));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri.clone();
+    let headers = request.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    request
+}
+
+/// The `Bearer <token>` grant in a token answer, or the error it means.
+pub(super) fn token_grant(answer: &Answer) -> Result<Grant, AuthError> {
+    if answer.status != StatusCode::OK {
+        return Err(session_wire::failure(answer));
+    }
+    let parsed: TokenAnswer<'_> = serde_json::from_slice(&answer.body).map_err(|_| {
+        AuthError::new(
+            ErrorKind::InvalidResponse,
+            "token response is not JSON with an \"access_token\" string",
+        )
+    })?;
+    let expires_in = parsed.expires_in.map(Duration::from_secs);
+    Ok(Grant {
+        value: session_wire::token_header("Bearer", parsed.access_token)?,
+        expires_in,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn answer(status: u16, body: &'static [u8]) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn request_is_form_encoded_with_credentials_in_the_body() {
+        let uri: Uri = "https://api.infobip.com/auth/1/oauth2/token"
+            .parse()
+            .unwrap();
+        let request = token_request(&uri, "my id", "s&cr=t");
+        assert_eq!(request.uri(), &uri);
+        assert!(request.uri().query().is_none());
+        assert!(request.headers().get("authorization").is_none());
+        assert_eq!(
+            request.headers()[CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
+        assert_eq!(
+            &request.body()[..],
+            b"client_id=my+id&client_secret=s%26cr%3Dt&grant_type=client_credentials"
+        );
+    }
+
+    #[test]
+    fn grant_carries_bearer_and_lifetime() {
+        let grant = token_grant(&answer(
+            200,
+            br#"{"access_token":"abc.def","expires_in":7200,"token_type":"Bearer"}"#,
+        ))
+        .unwrap();
+        assert_eq!(grant.value, "Bearer abc.def");
+        assert!(grant.value.is_sensitive());
+        assert_eq!(grant.expires_in, Some(Duration::from_secs(7200)));
+    }
+
+    #[test]
+    fn malformed_and_failed_answers_are_typed() {
+        for body in [&b"{}"[..], b"nope", br#"{"access_token":"a b"}"#] {
+            let error = token_grant(&Answer {
+                status: StatusCode::OK,
+                headers: HeaderMap::new(),
+                body: Bytes::copy_from_slice(body),
+            })
+            .err()
+            .unwrap();
+            assert_eq!(error.kind(), ErrorKind::InvalidResponse);
+        }
+        assert!(token_grant(&answer(401, b""))
+            .err()
+            .unwrap()
+            .is_bad_credentials());
+    }
+}
