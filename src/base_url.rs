@@ -117,6 +117,11 @@ impl BaseUrl {
         if host.is_empty() {
             return Err(AuthError::invalid_base_url("base URL has no host"));
         }
+        if !is_valid_host(&host) {
+            return Err(AuthError::invalid_base_url(
+                "base URL host is not a DNS name or an IP address",
+            ));
+        }
         if !https {
             if !is_loopback(&host) {
                 return Err(AuthError::invalid_base_url(
@@ -147,17 +152,17 @@ impl BaseUrl {
                 }
             },
         };
-        let text = format!(
-            "{}://{}",
-            if https { "https" } else { "http" },
-            authority.as_str().to_ascii_lowercase()
-        );
+        // One spelling of the origin: lower case, no default port, no leading
+        // zeros, so that what `join` builds is what `matches` accepts.
         let with_port = format!("{host}:{port}");
         let short_form = if port == if https { 443 } else { 80 } {
             host.clone()
         } else {
             with_port.clone()
         };
+        let authority = Authority::from_str(&short_form)
+            .map_err(|_| AuthError::invalid_base_url("base URL host or port is not valid"))?;
+        let text = format!("{}://{short_form}", if https { "https" } else { "http" });
         Ok(Self {
             https,
             authority,
@@ -234,13 +239,44 @@ impl BaseUrl {
             Scheme::HTTP
         };
         let authority = authority.as_str();
+        if *scheme != expected {
+            return false;
+        }
         // Exact bytes first: the common case, and a cheap one.
-        *scheme == expected
-            && (authority == self.short_form
-                || authority == self.with_port
-                || authority.eq_ignore_ascii_case(&self.short_form)
-                || authority.eq_ignore_ascii_case(&self.with_port))
+        if authority == self.short_form || authority == self.with_port {
+            return true;
+        }
+        // Then the same origin spelt otherwise (case, an explicit default
+        // port, leading zeros); never a URI carrying user information.
+        if authority.contains('@') {
+            return false;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => match port.parse::<u16>() {
+                Ok(port) => (host, port),
+                Err(_) => return false,
+            },
+            _ => (authority, if self.https { 443 } else { 80 }),
+        };
+        port == self.port && host.eq_ignore_ascii_case(&self.host)
     }
+}
+
+/// A DNS name (letters, digits, `-` and `.`), an IPv4 address, or an IPv6
+/// address in brackets.
+fn is_valid_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -308,6 +344,9 @@ mod tests {
         assert!(err("https://api.infobip.com:99999").contains("port is not valid"));
         assert!(err("https://api.infobip.com:0").contains("port is not valid"));
         assert!(err("https://bad host").contains("not valid"));
+        assert!(err("https://),,:010").contains("DNS name"));
+        assert!(err("https://a..b").contains("DNS name"));
+        assert!(err("https://-a.com").contains("DNS name"));
         assert!(!err("https://user:pw@api.infobip.com").contains("pw"));
         let e = BaseUrl::new("https://a.com/x").unwrap_err();
         assert!(e.is_invalid_base_url());
@@ -349,6 +388,10 @@ mod tests {
         assert!(!m("https://user@api.infobip.com/x"));
         let explicit = BaseUrl::new("https://api.infobip.com:443").unwrap();
         assert!(explicit.matches(&"https://api.infobip.com/x".parse().unwrap()));
+        let zeros = BaseUrl::new("https://api.infobip.com:0443").unwrap();
+        assert_eq!(zeros.as_str(), "https://api.infobip.com");
+        assert!(zeros.matches(&zeros.join("/x").unwrap()));
+        assert!(zeros.matches(&"https://api.infobip.com:0443/x".parse().unwrap()));
         let custom = BaseUrl::new("https://api.infobip.com:8443").unwrap();
         assert!(!custom.matches(&"https://api.infobip.com/x".parse().unwrap()));
         assert!(custom.matches(&"https://Api.Infobip.com:8443/x".parse().unwrap()));

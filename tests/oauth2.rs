@@ -11,10 +11,14 @@ use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{CredentialSource, ErrorKind, OAuth2};
 
 fn oauth(fake: &FakeInfobip, client: &HyperClient) -> OAuth2 {
-    OAuth2::builder(fake.base_url(), FakeInfobip::USERNAME, FakeInfobip::PASSWORD)
-        .backoff(Duration::from_secs(1), Duration::from_secs(1))
-        .build(client.clone())
-        .unwrap()
+    OAuth2::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .backoff(Duration::from_secs(1), Duration::from_secs(1))
+    .build(client.clone())
+    .unwrap()
 }
 
 fn bearer_of(fake: &FakeInfobip, n: usize) -> String {
@@ -44,7 +48,11 @@ async fn stamps_bearer_from_one_token_request_for_all_waiters() {
     let service = authed(&fake, oauth(&fake, &client));
     let results = join_all((0..50).map(|_| send(&service, sms("{}")))).await;
     assert!(results.iter().all(|r| matches!(r, Ok((StatusCode::OK, _)))));
-    assert_eq!(fake.logins(), 1, "one token request for 50 concurrent callers");
+    assert_eq!(
+        fake.logins(),
+        1,
+        "one token request for 50 concurrent callers"
+    );
     assert!(bearer_of(&fake, 0).starts_with("Bearer "));
 }
 
@@ -80,7 +88,11 @@ async fn refreshes_before_expiry_without_making_anyone_wait() {
     assert_eq!(source.stats().refreshes, 1);
 
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
-    assert_ne!(bearer_of(&fake, 2), first, "the next request uses the new token");
+    assert_ne!(
+        bearer_of(&fake, 2),
+        first,
+        "the next request uses the new token"
+    );
     assert_eq!(fake.rejected(), 0);
 }
 
@@ -115,7 +127,11 @@ async fn failed_refresh_keeps_the_valid_token_and_retries_after_backoff() {
     assert_eq!(fake.logins(), 3);
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_ne!(bearer_of(&fake, 4), first);
-    assert_eq!(fake.rejected(), 0, "no request ever carried an expired token");
+    assert_eq!(
+        fake.rejected(),
+        0,
+        "no request ever carried an expired token"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +157,10 @@ async fn revoked_token_renews_once_and_replays() {
     let service = authed(&fake, source.clone());
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     fake.revoke_sessions();
-    assert_eq!(send(&service, sms("{\"n\":2}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(
+        send(&service, sms("{\"n\":2}")).await.unwrap().0,
+        StatusCode::OK
+    );
     assert_eq!(fake.logins(), 2);
     assert_eq!(source.stats().replays, 1);
     assert_eq!(fake.accepted_requests()[1].body, "{\"n\":2}");
@@ -156,7 +175,10 @@ async fn bad_credentials_back_off() {
         .build(client.clone())
         .unwrap();
     let service = authed(&fake, source);
-    assert!(send(&service, sms("{}")).await.unwrap_err().is_bad_credentials());
+    assert!(send(&service, sms("{}"))
+        .await
+        .unwrap_err()
+        .is_bad_credentials());
     for _ in 0..20 {
         let error = send(&service, sms("{}")).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::BackingOff);
