@@ -90,5 +90,5 @@ pub use replay::{ReplayBody, ReplaySkipped, DEFAULT_REPLAY_LIMIT};
 pub use service::AuthService;
 pub use source::{
     ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder, OAuth2,
-    OAuth2Builder, SessionStats,
+    OAuth2Builder, Rotating, RotationHandle, SessionStats,
 };

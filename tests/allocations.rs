@@ -16,7 +16,9 @@ use bytes::Bytes;
 use futures_util::task::noop_waker_ref;
 use http::{Request, Response, Uri};
 use http_body_util::{Empty, Full};
-use infobip_auth::{ApiKey, AuthLayer, BaseUrl, Basic, CredentialSource, Ibsso, ReplayBody};
+use infobip_auth::{
+    ApiKey, AuthLayer, BaseUrl, Basic, CredentialSource, Ibsso, ReplayBody, Rotating,
+};
 use tower::{service_fn, Layer, Service};
 
 struct Counting;
@@ -132,6 +134,7 @@ fn static_sources_allocate_nothing_per_request() {
 
     let (app_abs, app_rel) = measure(ApiKey::new("003026bbc133714df1834b8638bb496e").unwrap());
     let (basic_abs, basic_rel) = measure(Basic::new("Aladdin", "openSesame").unwrap());
+    let (rotating_abs, rotating_rel) = measure(Rotating::new(ApiKey::new("rotating").unwrap()));
     println!(
         "allocations over {REQUESTS} requests: app {app_abs}/{app_rel}, basic {basic_abs}/{basic_rel} (absolute/path-only URI)"
     );
@@ -139,6 +142,8 @@ fn static_sources_allocate_nothing_per_request() {
     assert_eq!(app_rel, 0, "App, path-only URI");
     assert_eq!(basic_abs, 0, "Basic, absolute URI");
     assert_eq!(basic_rel, 0, "Basic, path-only URI");
+    assert_eq!(rotating_abs, 0, "Rotating, absolute URI");
+    assert_eq!(rotating_rel, 0, "Rotating, path-only URI");
 }
 
 /// A cached session keeps a copy of each request's head so that a 401 can be

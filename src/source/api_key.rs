@@ -69,6 +69,12 @@ impl CredentialSource for ApiKey {
     }
 }
 
+impl From<ApiKey> for Credential {
+    fn from(key: ApiKey) -> Self {
+        key.credential
+    }
+}
+
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ApiKey").field(&REDACTED).finish()

@@ -89,6 +89,12 @@ impl CredentialSource for Basic {
     }
 }
 
+impl From<Basic> for Credential {
+    fn from(basic: Basic) -> Self {
+        basic.credential
+    }
+}
+
 impl fmt::Debug for Basic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Basic").field(&REDACTED).finish()

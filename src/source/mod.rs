@@ -7,6 +7,7 @@
 //! | [`Basic`] | `Basic <base64(username:password)>` |
 //! | [`Ibsso`] | `IBSSO <session token>`, logged in, renewed and replayed on 401 |
 //! | [`OAuth2`] | `Bearer <access token>`, refreshed before expiry, renewed and replayed on 401 |
+//! | [`Rotating`] | an `App` or `Basic` credential replaceable at run time |
 //! | [`from_fn`] | whatever your closure returns |
 //!
 //! # Writing a source
@@ -47,6 +48,7 @@ mod api_key;
 mod basic;
 pub(crate) mod ibsso;
 mod oauth2;
+mod rotating;
 pub(crate) mod session;
 
 use std::fmt;
@@ -61,6 +63,7 @@ pub use api_key::ApiKey;
 pub use basic::Basic;
 pub use ibsso::{Ibsso, IbssoBuilder, DEFAULT_IDLE_TIMEOUT};
 pub use oauth2::{OAuth2, OAuth2Builder, DEFAULT_REFRESH_BEFORE};
+pub use rotating::{Rotating, RotationHandle};
 pub use session::{
     SessionFuture, SessionStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
