@@ -179,6 +179,12 @@ impl<B: Body> ReplayBody<B> {
     }
 }
 
+impl<B: Default> Default for ReplayBody<B> {
+    fn default() -> Self {
+        Self::new(B::default())
+    }
+}
+
 impl<B> From<Bytes> for ReplayBody<B>
 where
     B: From<Bytes>,

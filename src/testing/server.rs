@@ -68,6 +68,7 @@ struct State {
     forbid: usize,
     drop_next: usize,
     fail_every: Option<(usize, StatusCode)>,
+    redirects: HashMap<String, String>,
     // counters
     logins: usize,
     failed_logins: usize,
@@ -149,6 +150,7 @@ impl FakeInfobip {
             forbid: 0,
             drop_next: 0,
             fail_every: None,
+            redirects: HashMap::new(),
             dropped: 0,
             attempts: HashMap::new(),
             logins: 0,
@@ -252,6 +254,14 @@ impl FakeInfobip {
     /// credential that lacks a permission.
     pub fn forbid_next(&self, n: usize) {
         lock(&self.state).forbid += n;
+    }
+
+    /// Answers every request for `path` with `307 Temporary Redirect` to
+    /// `location` (recording its `Authorization` first, like any request).
+    pub fn redirect(&self, path: &str, location: &str) {
+        lock(&self.state)
+            .redirects
+            .insert(path.to_owned(), location.to_owned());
     }
 
     /// Closes the connection of the next `n` authenticated requests without
@@ -402,6 +412,26 @@ fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 /// The answer to `request`, or `None` to drop the connection unanswered.
 async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
     let path = request.uri().path().to_owned();
+    let redirect = {
+        let mut state = lock(state);
+        let location = state.redirects.get(&path).cloned();
+        if location.is_some() {
+            state
+                .authorizations
+                .push(request.headers().get(AUTHORIZATION).cloned());
+        }
+        location
+    };
+    if let Some(location) = redirect {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response
+                .headers_mut()
+                .insert(http::header::LOCATION, location);
+        }
+        return Some(response);
+    }
     match (request.method(), path.as_str()) {
         (&Method::POST, "/auth/1/session") => Some(login(state, request, Login::Session).await),
         (&Method::POST, "/auth/1/oauth2/token") => Some(login(state, request, Login::OAuth).await),
