@@ -315,7 +315,7 @@ impl<B> Shared<B> {
     where
         B: Body,
     {
-        self.body.as_ref().map_or(true, |b| b.is_end_stream()) && self.trailers.is_none()
+        self.body.as_ref().is_none_or(|b| b.is_end_stream()) && self.trailers.is_none()
     }
 }
 

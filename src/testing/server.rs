@@ -229,7 +229,7 @@ impl FakeInfobip {
     pub fn fail_next_logins(&self, n: usize, status: StatusCode) {
         lock(&self.state)
             .fail_logins
-            .extend(std::iter::repeat(status).take(n));
+            .extend(std::iter::repeat_n(status, n));
     }
 
     /// Delays every login answer by `latency`.
@@ -247,7 +247,7 @@ impl FakeInfobip {
     pub fn reject_early(&self, n: usize, read_bytes: usize) {
         lock(&self.state)
             .early_401
-            .extend(std::iter::repeat(read_bytes).take(n));
+            .extend(std::iter::repeat_n(read_bytes, n));
     }
 
     /// Answers the next `n` authenticated requests 403, as Infobip does for a
