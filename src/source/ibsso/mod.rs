@@ -46,7 +46,9 @@ use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::secret::SecretString;
 use crate::source::session::transport::{Answer, ServiceTransport};
-use crate::source::session::{Engine, Grant, Protocol, SessionFuture, SessionStats, Settings};
+use crate::source::session::{
+    validate_pair, Engine, Grant, Protocol, SessionFuture, SessionStats, Settings,
+};
 use crate::source::{Credential, CredentialSource};
 
 /// Infobip ends a session after 60 idle minutes; log in again 5 minutes
@@ -237,30 +239,7 @@ impl IbssoBuilder {
         self
     }
 
-    /// How long a login (or logout) may take (default
-    /// [`DEFAULT_LOGIN_TIMEOUT`](crate::source::DEFAULT_LOGIN_TIMEOUT)).
-    pub fn login_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.login_timeout = timeout;
-        self
-    }
-
-    /// The backoff after a failed login, doubling per consecutive failure up
-    /// to `max` (defaults
-    /// [`DEFAULT_BACKOFF_INITIAL`](crate::source::DEFAULT_BACKOFF_INITIAL),
-    /// [`DEFAULT_BACKOFF_MAX`](crate::source::DEFAULT_BACKOFF_MAX)).
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.settings.backoff_initial = initial;
-        self.settings.backoff_max = max.max(initial);
-        self
-    }
-
-    /// The largest session response body read (default
-    /// [`DEFAULT_MAX_RESPONSE_BYTES`](crate::source::DEFAULT_MAX_RESPONSE_BYTES));
-    /// a larger one is an [`InvalidResponse`](ErrorKind::InvalidResponse).
-    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.settings.max_response_bytes = bytes;
-        self
-    }
+    crate::source::session::shared_builder_methods!();
 
     /// Builds the source, logging in through `transport`: any tower service
     /// taking `http::Request<RB>` (a hyper-util client, the service the
@@ -281,18 +260,11 @@ impl IbssoBuilder {
         ResB::Data: Send,
         ResB::Error: Into<BoxError>,
     {
-        let (username, password) = (self.username.expose(), self.password.expose());
-        if username.is_empty() {
-            return Err(AuthError::invalid_credential("IBSSO username is empty"));
-        }
-        if password.is_empty() {
-            return Err(AuthError::invalid_credential("IBSSO password is empty"));
-        }
-        if username.chars().any(char::is_control) || password.chars().any(char::is_control) {
-            return Err(AuthError::invalid_credential(
-                "IBSSO username or password contains a control character",
-            ));
-        }
+        validate_pair(
+            "IBSSO username and password",
+            self.username.expose(),
+            self.password.expose(),
+        )?;
         let login = Login {
             session_uri: self.base_url.join(wire::SESSION_PATH)?,
             username: self.username,

@@ -40,7 +40,9 @@ use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError};
 use crate::secret::SecretString;
 use crate::source::session::transport::{Answer, ServiceTransport};
-use crate::source::session::{Engine, Grant, Protocol, SessionFuture, SessionStats, Settings};
+use crate::source::session::{
+    validate_pair, Engine, Grant, Protocol, SessionFuture, SessionStats, Settings,
+};
 use crate::source::{Credential, CredentialSource};
 
 /// Start refreshing an access token this long before it expires (or at half
@@ -161,26 +163,7 @@ impl OAuth2Builder {
         self
     }
 
-    /// How long one token request may take (default
-    /// [`DEFAULT_LOGIN_TIMEOUT`](crate::source::DEFAULT_LOGIN_TIMEOUT)).
-    pub fn login_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.login_timeout = timeout;
-        self
-    }
-
-    /// The backoff after a failed token request, doubling per consecutive
-    /// failure up to `max`.
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.settings.backoff_initial = initial;
-        self.settings.backoff_max = max.max(initial);
-        self
-    }
-
-    /// The largest token response body read.
-    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.settings.max_response_bytes = bytes;
-        self
-    }
+    crate::source::session::shared_builder_methods!();
 
     /// Builds the source, requesting tokens through `transport` (any tower
     /// service taking `http::Request<RB>`). No request is sent until the
@@ -200,17 +183,11 @@ impl OAuth2Builder {
         ResB::Data: Send,
         ResB::Error: Into<BoxError>,
     {
-        let (id, secret) = (self.client_id.expose(), self.client_secret.expose());
-        if id.is_empty() || secret.is_empty() {
-            return Err(AuthError::invalid_credential(
-                "OAuth2 client id and secret must not be empty",
-            ));
-        }
-        if id.chars().any(char::is_control) || secret.chars().any(char::is_control) {
-            return Err(AuthError::invalid_credential(
-                "OAuth2 client id or secret contains a control character",
-            ));
-        }
+        validate_pair(
+            "OAuth2 client id and secret",
+            self.client_id.expose(),
+            self.client_secret.expose(),
+        )?;
         let login = TokenLogin {
             token_uri: self.base_url.join(wire::TOKEN_PATH)?,
             client_id: self.client_id,

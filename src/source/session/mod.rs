@@ -75,6 +75,61 @@ impl Settings {
     }
 }
 
+/// The builder methods every session source shares; expanded inside each
+/// builder's `impl`, whose `settings` field they set.
+macro_rules! shared_builder_methods {
+    () => {
+        /// How long one login (or logout) may take (default
+        /// [`DEFAULT_LOGIN_TIMEOUT`](crate::source::DEFAULT_LOGIN_TIMEOUT)); a
+        /// slower one fails with [`Timeout`](crate::ErrorKind::Timeout).
+        pub fn login_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.settings.login_timeout = timeout;
+            self
+        }
+
+        /// The backoff after a failed login, doubling per consecutive failure
+        /// up to `max` (defaults
+        /// [`DEFAULT_BACKOFF_INITIAL`](crate::source::DEFAULT_BACKOFF_INITIAL),
+        /// [`DEFAULT_BACKOFF_MAX`](crate::source::DEFAULT_BACKOFF_MAX)).
+        pub fn backoff(mut self, initial: std::time::Duration, max: std::time::Duration) -> Self {
+            self.settings.backoff_initial = initial;
+            self.settings.backoff_max = max.max(initial);
+            self
+        }
+
+        /// The largest login response body read (default
+        /// [`DEFAULT_MAX_RESPONSE_BYTES`](crate::source::DEFAULT_MAX_RESPONSE_BYTES));
+        /// a larger one is an [`InvalidResponse`](crate::ErrorKind::InvalidResponse).
+        pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+            self.settings.max_response_bytes = bytes;
+            self
+        }
+    };
+}
+pub(crate) use shared_builder_methods;
+
+/// Checks a login pair before any request is built: neither part empty,
+/// no control characters. `what` names them in the error.
+pub(crate) fn validate_pair(
+    what: &'static str,
+    first: &str,
+    second: &str,
+) -> Result<(), AuthError> {
+    if first.is_empty() || second.is_empty() {
+        return Err(AuthError::new(
+            ErrorKind::InvalidCredential,
+            format!("{what} must not be empty"),
+        ));
+    }
+    if first.chars().any(char::is_control) || second.chars().any(char::is_control) {
+        return Err(AuthError::new(
+            ErrorKind::InvalidCredential,
+            format!("{what} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) struct Engine {
     pub(crate) base_url: BaseUrl,
     pub(crate) settings: Settings,
