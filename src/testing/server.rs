@@ -199,6 +199,10 @@ impl FakeInfobip {
     }
 
     /// The absolute URI of `path` on this server.
+    ///
+    /// # Panics
+    ///
+    /// If `path` is not a valid URI path (this is a test helper).
     pub fn uri(&self, path: &str) -> Uri {
         format!("{}://{}{}", self.scheme(), self.addr, path)
             .parse()
