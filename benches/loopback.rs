@@ -193,11 +193,15 @@ async fn throughput(rounds: usize) {
     // One side alone, for an instruction-count profile of it.
     match std::env::var("LOOPBACK_ONLY").as_deref() {
         Ok("ibsso") => {
+            let before = fake.connections();
             rate(ours, &uri).await;
+            println!("connections_opened {}", fake.connections() - before);
             return;
         }
         Ok("tower_http") => {
+            let before = fake.connections();
             rate(theirs, &uri).await;
+            println!("connections_opened {}", fake.connections() - before);
             return;
         }
         _ => {}

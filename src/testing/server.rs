@@ -78,6 +78,7 @@ struct State {
     authorizations: Vec<Option<HeaderValue>>,
     dropped: usize,
     attempts: HashMap<String, usize>,
+    connections: usize,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -153,6 +154,7 @@ impl FakeInfobip {
             redirects: HashMap::new(),
             dropped: 0,
             attempts: HashMap::new(),
+            connections: 0,
             logins: 0,
             failed_logins: 0,
             logouts: 0,
@@ -279,6 +281,11 @@ impl FakeInfobip {
         lock(&self.state).fail_every = (n > 0).then_some((n, status));
     }
 
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        lock(&self.state).connections
+    }
+
     /// Authenticated requests whose connection was dropped unanswered.
     pub fn dropped(&self) -> usize {
         lock(&self.state).dropped
@@ -368,6 +375,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc
         };
         // Small request/response exchanges: do not wait on Nagle's algorithm.
         let _ = stream.set_nodelay(true);
+        lock(&state).connections += 1;
         let state = state.clone();
         let tls = tls.clone();
         connections.spawn(async move {
