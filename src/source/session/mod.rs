@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared, WeakShared};
 use http::{HeaderValue, Request};
@@ -136,12 +137,18 @@ pub(crate) struct Engine {
     pub(crate) transport: Box<dyn Transport>,
     protocol: Box<dyn Protocol>,
     state: Mutex<State>,
+    /// The current session, readable without the lock: the request path
+    /// only loads it. Written, under the lock, together with `state.session`.
+    live: ArcSwapOption<Session>,
+    /// When the session was last handed out, in nanoseconds since `epoch`.
+    last_used: AtomicU64,
+    epoch: Instant,
     stats: Counters,
 }
 
 #[derive(Default)]
 struct State {
-    session: Option<Session>,
+    session: Option<Arc<Session>>,
     login: Option<WeakShared<BoxFuture<'static, Result<Credential, AuthError>>>>,
     /// Id of the newest login; also the generation of the session it yields.
     login_id: u64,
@@ -151,7 +158,6 @@ struct State {
 
 struct Session {
     credential: Credential,
-    last_used: Instant,
     /// When the server will reject it, if known.
     expires_at: Option<Instant>,
     /// When to start obtaining the next one in the background.
@@ -210,6 +216,9 @@ impl Engine {
             transport,
             protocol,
             state: Mutex::new(State::default()),
+            live: ArcSwapOption::empty(),
+            last_used: AtomicU64::new(0),
+            epoch: Instant::now(),
             stats: Counters::default(),
         })
     }
@@ -234,41 +243,67 @@ impl Engine {
 
     pub(crate) fn has_session(&self) -> bool {
         let now = Instant::now();
-        self.lock()
-            .session
+        self.live
+            .load()
             .as_ref()
             .is_some_and(|s| self.is_live(s, now))
     }
 
     /// Forgets the session and hands back its credential, for a logout.
     pub(crate) fn take_session(&self) -> Option<Credential> {
-        self.lock().session.take().map(|s| s.credential)
+        let mut state = self.lock();
+        let session = state.session.take();
+        self.live.store(None);
+        session.map(|s| s.credential.clone())
+    }
+
+    /// Replaces the session; the caller holds the lock.
+    fn publish(&self, state: &mut State, session: Option<Arc<Session>>, now: Instant) {
+        if session.is_some() {
+            self.touch(now);
+        }
+        self.live.store(session.clone());
+        state.session = session;
+    }
+
+    fn touch(&self, now: Instant) {
+        let nanos = now.saturating_duration_since(self.epoch).as_nanos();
+        self.last_used
+            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     fn is_live(&self, session: &Session, now: Instant) -> bool {
-        let idle = self
-            .settings
-            .idle_timeout
-            .is_some_and(|t| now.saturating_duration_since(session.last_used) >= t);
+        let idle = self.settings.idle_timeout.is_some_and(|timeout| {
+            let last_used =
+                self.epoch + Duration::from_nanos(self.last_used.load(Ordering::Relaxed));
+            now.saturating_duration_since(last_used) >= timeout
+        });
         let expired = session.expires_at.is_some_and(|at| now >= at);
         !idle && !expired
     }
 
     pub(crate) fn credential(self: &Arc<Self>) -> SessionFuture {
         let now = Instant::now();
-        let mut state = self.lock();
-        if let Some(session) = &mut state.session {
+        // The request path: no lock while a session is good.
+        if let Some(session) = &*self.live.load() {
             if self.is_live(session, now) {
-                session.last_used = now;
-                let credential = session.credential.clone();
+                self.touch(now);
                 if session.refresh_at.is_some_and(|at| now >= at) {
-                    self.refresh_in_background(&mut state, now);
+                    self.refresh_in_background(&mut self.lock(), now);
                 }
-                return SessionFuture::ready(Ok(credential));
+                return SessionFuture::ready(Ok(session.credential.clone()));
+            }
+        }
+        let mut state = self.lock();
+        if let Some(session) = state.session.clone() {
+            if self.is_live(&session, now) {
+                // Published by another request since the load above.
+                self.touch(now);
+                return SessionFuture::ready(Ok(session.credential.clone()));
             }
             // Idle or expired: the server has ended it.
             tracing::debug!(reason = "idle or expired", "renewing the session");
-            state.session = None;
+            self.publish(&mut state, None, now);
             bump(&self.stats.idle_renewals);
         }
         if let Some(login) = state.login.as_ref().and_then(WeakShared::upgrade) {
@@ -359,7 +394,7 @@ impl Engine {
                 generation = rejected.generation(),
                 "renewing the session"
             );
-            state.session = None;
+            self.publish(&mut state, None, Instant::now());
             bump(&self.stats.renewals);
         }
     }
@@ -415,12 +450,12 @@ impl LoginGuard {
                     let refresh_before = expires_in
                         .map(|e| engine.settings.refresh_before.min(e / 2))
                         .unwrap_or_default();
-                    state.session = Some(Session {
+                    let session = Session {
                         credential: credential.clone(),
-                        last_used: now,
                         expires_at: expires_in.map(|e| now + e),
                         refresh_at: expires_in.map(|e| now + e.saturating_sub(refresh_before)),
-                    });
+                    };
+                    engine.publish(&mut state, Some(Arc::new(session)), now);
                     state.consecutive_failures = 0;
                     state.failed = None;
                 }
