@@ -93,6 +93,9 @@ i_app = ratio(iover("app"), iover("tower_http")) if instr else None
 i_basic = ratio(iover("basic"), iover("tower_http")) if instr else None
 i_ib = ratio(iover("ibsso_cached"), iover("app")) if instr else None
 
+def decide(instructions, wall):
+    return instructions if instructions is not None else wall
+
 def met(ok):
     return "**met**" if ok else "**not met**"
 
@@ -158,12 +161,19 @@ the comparison stamps the same `IBSSO` token with tower-http's
 
 | target | wall clock | instructions | verdict |
 |---|---|---|---|
-| `app` overhead <= 1.1x `tower_http` overhead | {app_r:.2f}x | {fmt(i_app)} | {met(app_r <= 1.1)} |
-| `basic` overhead <= 1.1x `tower_http` overhead | {basic_r:.2f}x | {fmt(i_basic)} | {met(basic_r <= 1.1)} |
-| `ibsso_cached` overhead <= 1.5x `app` overhead | {ib_r:.2f}x | {fmt(i_ib)} | {met(ib_r <= 1.5)} |
+| `app` overhead <= 1.1x `tower_http` overhead | {app_r:.2f}x | {fmt(i_app)} | {met(decide(i_app, app_r) <= 1.1)} |
+| `basic` overhead <= 1.1x `tower_http` overhead | {basic_r:.2f}x | {fmt(i_basic)} | {met(decide(i_basic, basic_r) <= 1.1)} |
+| `ibsso_cached` overhead <= 1.5x `app` overhead | {ib_r:.2f}x | {fmt(i_ib)} | {met(decide(i_ib, ib_r) <= 1.5)} |
 | storm: exactly 1 login | 1 | | **met** |
 | storm within 3 x login + valid | {storm:.1f} ms vs {budget:.1f} ms | | {met(storm <= budget)} |
-| end-to-end throughput >= 0.97x | {tr:.3f} | CPU {loop['cpu_ratio']:.3f} | {met(tr >= 0.97)} |
+| end-to-end throughput >= 0.97x | {tr:.3f} | CPU {loop['cpu_ratio']:.3f} | {met(tr >= 0.97 and loop['cpu_ratio'] >= 0.97)} |
+
+Verdicts on per-request overhead use the instruction counts when callgrind
+ran: they repeat exactly, while a wall-clock overhead of 100-300 ns moves by
+more than itself between runs on this machine (the same build has given
+`tower_http` overheads from 29 ns to 160 ns). The end-to-end verdict needs
+both the throughput ratio and the CPU ratio to hold in the same run; on this
+machine both have ranged from about 0.85 to 1.02 across runs of one build.
 """
 notes = open("benches/notes.md").read() if os.path.exists("benches/notes.md") else ""
 with open("BENCHMARKS.md", "w") as f:
