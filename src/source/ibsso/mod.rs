@@ -246,6 +246,10 @@ impl IbssoBuilder {
     /// layer wraps, or a transport of your own). No request is sent until
     /// the first credential is needed.
     ///
+    /// Pass the client itself, not a service stack that contains an
+    /// `AuthLayer` built on this source: its login request would wait for
+    /// its own credential.
+    ///
     /// # Errors
     ///
     /// [`InvalidCredential`](ErrorKind::InvalidCredential) if the username or

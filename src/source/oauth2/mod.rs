@@ -169,6 +169,10 @@ impl OAuth2Builder {
     /// service taking `http::Request<RB>`). No request is sent until the
     /// first credential is needed.
     ///
+    /// Pass the client itself, not a service stack that contains an
+    /// `AuthLayer` built on this source: its login request would wait for
+    /// its own credential.
+    ///
     /// # Errors
     ///
     /// [`InvalidCredential`](crate::ErrorKind::InvalidCredential) if the
