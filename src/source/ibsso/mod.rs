@@ -46,10 +46,7 @@ use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::secret::SecretString;
 use crate::source::session::transport::{Answer, ServiceTransport};
-use crate::source::session::{
-    validate_pair, Engine, Grant, Protocol, SessionFuture, SessionStats, Settings,
-};
-use crate::source::{Credential, CredentialSource};
+use crate::source::session::{validate_pair, Engine, Grant, Protocol, SessionStats, Settings};
 
 /// Infobip ends a session after 60 idle minutes; log in again 5 minutes
 /// before that, since the server's clock starts when it sees a request.
@@ -195,33 +192,7 @@ impl Ibsso {
     }
 }
 
-impl CredentialSource for Ibsso {
-    type Future = SessionFuture;
-
-    fn credential(&self) -> SessionFuture {
-        self.engine.credential()
-    }
-
-    fn can_renew(&self) -> bool {
-        true
-    }
-
-    fn on_unauthorized(&self, rejected: &Credential) {
-        self.engine.on_unauthorized(rejected)
-    }
-
-    fn on_replay(&self, replayed: bool) {
-        self.engine.on_replay(replayed)
-    }
-}
-
-impl fmt::Debug for Ibsso {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Ibsso");
-        self.engine.debug_fields(&mut d);
-        d.finish_non_exhaustive()
-    }
-}
+crate::source::session::engine_backed_source!(Ibsso, "Ibsso");
 
 impl IbssoBuilder {
     /// Whether the session is bound to the client's IP address (default

@@ -40,10 +40,7 @@ use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError};
 use crate::secret::SecretString;
 use crate::source::session::transport::{Answer, ServiceTransport};
-use crate::source::session::{
-    validate_pair, Engine, Grant, Protocol, SessionFuture, SessionStats, Settings,
-};
-use crate::source::{Credential, CredentialSource};
+use crate::source::session::{validate_pair, Engine, Grant, Protocol, SessionStats, Settings};
 
 /// Start refreshing an access token this long before it expires (or at half
 /// its lifetime, if that is shorter).
@@ -127,33 +124,7 @@ impl OAuth2 {
     }
 }
 
-impl CredentialSource for OAuth2 {
-    type Future = SessionFuture;
-
-    fn credential(&self) -> SessionFuture {
-        self.engine.credential()
-    }
-
-    fn can_renew(&self) -> bool {
-        true
-    }
-
-    fn on_unauthorized(&self, rejected: &Credential) {
-        self.engine.on_unauthorized(rejected)
-    }
-
-    fn on_replay(&self, replayed: bool) {
-        self.engine.on_replay(replayed)
-    }
-}
-
-impl fmt::Debug for OAuth2 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("OAuth2");
-        self.engine.debug_fields(&mut d);
-        d.finish_non_exhaustive()
-    }
-}
+crate::source::session::engine_backed_source!(OAuth2, "OAuth2");
 
 impl OAuth2Builder {
     /// Start refreshing this long before the token expires (default

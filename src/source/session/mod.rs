@@ -109,6 +109,41 @@ macro_rules! shared_builder_methods {
 }
 pub(crate) use shared_builder_methods;
 
+/// `CredentialSource` and a redacted `Debug` for a session source type whose
+/// `engine` field does the work.
+macro_rules! engine_backed_source {
+    ($source:ty, $name:literal) => {
+        impl crate::source::CredentialSource for $source {
+            type Future = crate::source::session::SessionFuture;
+
+            fn credential(&self) -> Self::Future {
+                self.engine.credential()
+            }
+
+            fn can_renew(&self) -> bool {
+                true
+            }
+
+            fn on_unauthorized(&self, rejected: &crate::source::Credential) {
+                self.engine.on_unauthorized(rejected)
+            }
+
+            fn on_replay(&self, replayed: bool) {
+                self.engine.on_replay(replayed)
+            }
+        }
+
+        impl std::fmt::Debug for $source {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut d = f.debug_struct($name);
+                self.engine.debug_fields(&mut d);
+                d.finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(crate) use engine_backed_source;
+
 /// Checks a login pair before any request is built: neither part empty,
 /// no control characters. `what` names them in the error.
 pub(crate) fn validate_pair(
