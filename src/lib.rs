@@ -10,6 +10,9 @@
 //! | [`Basic`] | `Basic <base64(user:pass)>` | RFC 7617, no line breaks |
 //! | [`Ibsso`] | `IBSSO <token>` | logs in, renews once on 401 for all waiters, replays the request |
 //! | [`OAuth2`] | `Bearer <token>` | client credentials; refreshed ahead of expiry; renews and replays like `Ibsso` |
+//! | [`Rotating`] | `App` or `Basic` | replaceable at run time for every clone, lock-free |
+//!
+//! Anything else: implement [`CredentialSource`] or use [`source::from_fn`].
 //!
 //! # Example
 //!
