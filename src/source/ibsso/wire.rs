@@ -4,13 +4,11 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderValue, Request, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::{AuthError, ErrorKind};
-use crate::secret::zeroizing_bytes;
 use crate::source::session::transport::Answer;
 use crate::source::session::wire as session_wire;
 
@@ -55,13 +53,7 @@ pub(super) fn login_request(
         )
         .with_source(e)
     })?;
-    let mut request = Request::new(zeroizing_bytes(json));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri.clone();
-    let headers = request.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    Ok(request)
+    Ok(session_wire::login_post(uri, "application/json", json))
 }
 
 /// The `IBSSO <token>` header from a login answer, or the error it means.
@@ -81,8 +73,9 @@ pub(crate) fn login_result(answer: &Answer) -> Result<HeaderValue, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::RETRY_AFTER;
+    use http::header::{CONTENT_TYPE, RETRY_AFTER};
     use http::HeaderMap;
+    use http::Method;
     use std::time::Duration;
 
     fn answer(status: u16, body: &'static [u8]) -> Answer {

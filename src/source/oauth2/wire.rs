@@ -4,13 +4,11 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http::{Request, StatusCode, Uri};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::error::{AuthError, ErrorKind};
-use crate::secret::zeroizing_bytes;
 use crate::source::session::transport::Answer;
 use crate::source::session::wire as session_wire;
 use crate::source::session::Grant;
@@ -38,16 +36,7 @@ pub(super) fn token_request(uri: &Uri, client_id: &str, client_secret: &str) -> 
         .append_pair("grant_type", "client_credentials")
         .finish();
     let bytes = Zeroizing::new(std::mem::take(&mut *body).into_bytes());
-    let mut request = Request::new(zeroizing_bytes(bytes));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri.clone();
-    let headers = request.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-www-form-urlencoded"),
-    );
-    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    request
+    session_wire::login_post(uri, "application/x-www-form-urlencoded", bytes)
 }
 
 /// The `Bearer <token>` grant in a token answer, or the error it means.
@@ -71,6 +60,7 @@ pub(super) fn token_grant(answer: &Answer) -> Result<Grant, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::CONTENT_TYPE;
     use http::HeaderMap;
 
     fn answer(status: u16, body: &'static [u8]) -> Answer {

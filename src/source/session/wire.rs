@@ -4,13 +4,30 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use http::header::RETRY_AFTER;
-use http::{HeaderValue, StatusCode};
-use zeroize::Zeroize;
+use http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::transport::Answer;
 use crate::error::{AuthError, ErrorKind};
-use crate::secret::{is_visible_ascii, sensitive_header};
+use crate::secret::{is_visible_ascii, sensitive_header, zeroizing_bytes};
+
+/// A login `POST` to `uri` carrying `body` (which holds secrets: it is
+/// zeroized once the request is done), asking for JSON, with no
+/// `Authorization` header.
+pub(crate) fn login_post(
+    uri: &Uri,
+    content_type: &'static str,
+    body: Zeroizing<Vec<u8>>,
+) -> Request<bytes::Bytes> {
+    let mut request = Request::new(zeroizing_bytes(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri.clone();
+    let headers = request.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    request
+}
 
 /// The error a login answer other than success means.
 pub(crate) fn failure(answer: &Answer) -> AuthError {
