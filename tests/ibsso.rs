@@ -174,9 +174,7 @@ async fn idle_session_is_renewed_before_sending_not_after_a_401() {
     assert_eq!(fake.logins(), 1);
 
     // 61 idle minutes, on tokio's clock (shared with the fake server).
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(61 * 60)).await;
-    tokio::time::resume();
+    common::advance_clock(Duration::from_secs(61 * 60)).await;
     assert_eq!(fake.sessions(), 0, "the server ended the idle session");
 
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
@@ -221,14 +219,10 @@ async fn bad_password_fails_every_waiter_and_backoff_limits_logins() {
 async fn login_server_error_is_typed_and_a_later_request_logs_in() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();
-    let source = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .backoff(Duration::ZERO, Duration::ZERO)
-    .build(client.clone())
-    .unwrap();
+    let source = common::ibsso_builder(&fake)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .build(client.clone())
+        .unwrap();
     let service = authed(&fake, source);
     fake.fail_next_logins(1, StatusCode::SERVICE_UNAVAILABLE);
     let error = send(&service, sms("{}")).await.unwrap_err();
@@ -242,14 +236,10 @@ async fn login_server_error_is_typed_and_a_later_request_logs_in() {
 async fn throttled_login_honours_retry_after() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();
-    let source = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .backoff(Duration::ZERO, Duration::ZERO)
-    .build(client.clone())
-    .unwrap();
+    let source = common::ibsso_builder(&fake)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .build(client.clone())
+        .unwrap();
     let service = authed(&fake, source);
     fake.fail_next_logins(1, StatusCode::TOO_MANY_REQUESTS);
     let error = send(&service, sms("{}")).await.unwrap_err();
@@ -266,14 +256,10 @@ async fn login_timeout_is_a_typed_error() {
     let fake = FakeInfobip::start().await.unwrap();
     fake.set_login_latency(Duration::from_secs(5));
     let client = hyper_client();
-    let source = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .login_timeout(Duration::from_millis(50))
-    .build(client.clone())
-    .unwrap();
+    let source = common::ibsso_builder(&fake)
+        .login_timeout(Duration::from_millis(50))
+        .build(client.clone())
+        .unwrap();
     let service = authed(&fake, source);
     let error = send(&service, sms("{}")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout);

@@ -78,9 +78,7 @@ async fn refreshes_before_expiry_without_making_anyone_wait() {
     let first = bearer_of(&fake, 0);
 
     // 70 s later the token has 50 s left: inside the 60 s refresh margin.
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(70)).await;
-    tokio::time::resume();
+    common::advance_clock(Duration::from_secs(70)).await;
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_eq!(bearer_of(&fake, 1), first, "served with the current token");
     settle(&fake, 2).await;
@@ -107,9 +105,7 @@ async fn failed_refresh_keeps_the_valid_token_and_retries_after_backoff() {
     let first = bearer_of(&fake, 0);
 
     fake.fail_next_logins(1, StatusCode::SERVICE_UNAVAILABLE);
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(70)).await;
-    tokio::time::resume();
+    common::advance_clock(Duration::from_secs(70)).await;
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     settle(&fake, 2).await;
     assert_eq!(source.stats().failed_logins, 1);
@@ -119,9 +115,7 @@ async fn failed_refresh_keeps_the_valid_token_and_retries_after_backoff() {
     assert_eq!(fake.logins(), 2);
 
     // After the backoff the refresh is tried again and succeeds.
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(2)).await;
-    tokio::time::resume();
+    common::advance_clock(Duration::from_secs(2)).await;
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     settle(&fake, 3).await;
     assert_eq!(fake.logins(), 3);
@@ -141,9 +135,7 @@ async fn expired_token_is_replaced_before_sending() {
     let client = hyper_client();
     let service = authed(&fake, oauth(&fake, &client));
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(121)).await;
-    tokio::time::resume();
+    common::advance_clock(Duration::from_secs(121)).await;
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_eq!(fake.logins(), 2);
     assert_eq!(fake.rejected(), 0);

@@ -113,29 +113,21 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
     let bad_service = authed(&fake, bad);
     errors.push(send(&bad_service, sms("{}")).await.unwrap_err());
     errors.push(send(&bad_service, sms("{}")).await.unwrap_err());
-    let flaky = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .backoff(Duration::ZERO, Duration::ZERO)
-    .login_timeout(Duration::from_millis(50))
-    .build(client.clone())
-    .unwrap();
+    let flaky = common::ibsso_builder(&fake)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .login_timeout(Duration::from_millis(50))
+        .build(client.clone())
+        .unwrap();
     fake.fail_next_logins(1, StatusCode::INTERNAL_SERVER_ERROR);
     errors.push(flaky.credential().await.unwrap_err());
     fake.fail_next_logins(1, StatusCode::TOO_MANY_REQUESTS);
     errors.push(flaky.credential().await.unwrap_err());
     // Within the 429's Retry-After: backing off.
     errors.push(flaky.credential().await.unwrap_err());
-    let slow = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .login_timeout(Duration::from_millis(50))
-    .build(client.clone())
-    .unwrap();
+    let slow = common::ibsso_builder(&fake)
+        .login_timeout(Duration::from_millis(50))
+        .build(client.clone())
+        .unwrap();
     fake.set_login_latency(Duration::from_secs(2));
     errors.push(slow.credential().await.unwrap_err());
     fake.set_login_latency(Duration::ZERO);
@@ -160,11 +152,7 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
         basic_source,
         AuthLayer::new(fake.base_url(), ApiKey::new(API_KEY_SECRET).unwrap()),
         app,
-        Ibsso::builder(
-            fake.base_url(),
-            FakeInfobip::USERNAME,
-            FakeInfobip::PASSWORD
-        ),
+        common::ibsso_builder(&fake),
     )
     .unwrap();
     writeln!(

@@ -18,7 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{AuthError, AuthLayer, Ibsso};
+use infobip_auth::{AuthError, AuthLayer};
 use tower::{Layer, ServiceExt};
 
 fn env(name: &str, default: usize) -> usize {
@@ -74,15 +74,11 @@ async fn soak_with_faults_loses_nothing_and_replays_at_most_once() {
 
     let client = hyper_client_for::<StreamingBody>();
     let login_client = common::hyper_client();
-    let session = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .backoff(Duration::from_millis(5), Duration::from_millis(100))
-    .login_timeout(Duration::from_secs(5))
-    .build(login_client)
-    .unwrap();
+    let session = common::ibsso_builder(&fake)
+        .backoff(Duration::from_millis(5), Duration::from_millis(100))
+        .login_timeout(Duration::from_secs(5))
+        .build(login_client)
+        .unwrap();
     let service = AuthLayer::new(fake.base_url(), session.clone()).layer(client);
 
     // Faults are decided per request, before it is sent.

@@ -2,6 +2,8 @@
 //! a hyper-rustls client that trusts only that certificate runs the IBSSO
 //! flow, renewal included.
 
+mod common;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{AuthLayer, BaseUrl, Ibsso, ReplayBody};
+use infobip_auth::{AuthLayer, BaseUrl, ReplayBody};
 use rustls::pki_types::CertificateDer;
 use tower::{Layer, ServiceExt};
 
@@ -39,13 +41,7 @@ async fn ibsso_over_https_renews_and_replays() {
     let client: Client<_, ReplayBody<Full<Bytes>>> =
         Client::builder(TokioExecutor::new()).build(connector);
 
-    let session = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .build(client.clone())
-    .unwrap();
+    let session = common::ibsso_builder(&fake).build(client.clone()).unwrap();
     let service = AuthLayer::new(fake.base_url(), session.clone()).layer(client);
     let send = |n: u8| {
         let request = Request::post("/sms/2/text/advanced")

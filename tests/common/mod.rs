@@ -8,7 +8,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{AuthError, AuthLayer, AuthService, CredentialSource, Ibsso, ReplayBody};
+use infobip_auth::{
+    AuthError, AuthLayer, AuthService, CredentialSource, Ibsso, IbssoBuilder, ReplayBody,
+};
 use tower::{Service, ServiceExt};
 
 pub type HyperClient<B = Full<Bytes>> = Client<HttpConnector, ReplayBody<B>>;
@@ -38,14 +40,24 @@ pub fn streaming(chunks: Vec<Bytes>) -> StreamingBody {
     BodyExt::boxed(http_body_util::StreamBody::new(frames))
 }
 
-pub fn ibsso(fake: &FakeInfobip, client: &HyperClient) -> Ibsso {
+/// A session builder for the fake server's account.
+pub fn ibsso_builder(fake: &FakeInfobip) -> IbssoBuilder {
     Ibsso::builder(
         fake.base_url(),
         FakeInfobip::USERNAME,
         FakeInfobip::PASSWORD,
     )
-    .build(client.clone())
-    .unwrap()
+}
+
+pub fn ibsso(fake: &FakeInfobip, client: &HyperClient) -> Ibsso {
+    ibsso_builder(fake).build(client.clone()).unwrap()
+}
+
+/// Moves tokio's clock (shared with the fake server) forward by `by`.
+pub async fn advance_clock(by: std::time::Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
 }
 
 pub fn authed<C: CredentialSource + Clone>(
