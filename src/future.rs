@@ -8,32 +8,24 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
-use http::header::HeaderName;
-use http::header::AUTHORIZATION;
 use http::request::Parts;
-use http::{
-    Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
-};
+use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower::Service;
 
 use crate::error::{AuthError, BoxError};
+use crate::head::KeptHead;
 use crate::replay::{ReplayBody, ReplaySkipped};
 use crate::source::{Credential, CredentialSource};
 
-/// What is needed to send a request a second time. Boxed, so the response
-/// future of a request that can never be replayed stays small.
+/// What is needed to send a request a second time. Kept inline in the
+/// response future: its head is a pooled buffer (see [`KeptHead`]), so a
+/// request that may be replayed allocates nothing for it.
 pub(crate) struct Retry<S, C: CredentialSource, B> {
     prototype: Arc<Mutex<S>>,
     source: C,
     rejected: Credential,
-    method: Method,
-    uri: Uri,
-    version: Version,
-    /// The caller's headers as a flat list: one allocation, where a cloned
-    /// `HeaderMap` takes two. The map is rebuilt only if a replay happens.
-    headers: Vec<(HeaderName, HeaderValue)>,
-    extensions: Extensions,
+    head: KeptHead,
     body: Option<ReplayBody<B>>,
 }
 
@@ -51,49 +43,22 @@ impl<S, C: CredentialSource, B> Retry<S, C, B> {
         rejected: Credential,
         parts: &Parts,
         body: Option<ReplayBody<B>>,
-    ) -> Box<Self> {
-        Box::new(Self {
+    ) -> Self {
+        Self {
             prototype,
             source,
             rejected,
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            version: parts.version,
-            headers: flatten(&parts.headers),
-            extensions: parts.extensions.clone(),
+            head: KeptHead::keep(parts),
             body,
-        })
+        }
     }
 
-    fn into_request(self, credential: &Credential) -> Request<ReplayBody<B>> {
+    fn into_request(self, credential: &Credential) -> Result<Request<ReplayBody<B>>, AuthError> {
         let Some(body) = self.body else {
             unreachable!("a replay has its body")
         };
-        let mut request = Request::new(body);
-        *request.method_mut() = self.method;
-        *request.uri_mut() = self.uri;
-        *request.version_mut() = self.version;
-        *request.extensions_mut() = self.extensions;
-        let headers = request.headers_mut();
-        headers.reserve(self.headers.len());
-        for (name, value) in self.headers {
-            if name != AUTHORIZATION {
-                headers.append(name, value);
-            }
-        }
-        headers.insert(AUTHORIZATION, credential.header_value().clone());
-        request
+        self.head.rebuild(body, credential)
     }
-}
-
-fn flatten(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-    let mut flat = Vec::with_capacity(headers.len());
-    flat.extend(
-        headers
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone())),
-    );
-    flat
 }
 
 /// The most of a 401 body read before the request is replayed, so that the
@@ -122,10 +87,10 @@ pin_project! {
         C: CredentialSource,
     {
         Failed { error: Option<AuthError> },
-        First { #[pin] future: S::Future, retry: Option<Box<Retry<S, C, B>>> },
-        Draining { #[pin] body: RB, drained: usize, retry: Option<Box<Retry<S, C, B>>> },
-        Renewing { credential: C::Future, retry: Option<Box<Retry<S, C, B>>> },
-        Readying { replay: Box<Replay<S>>, retry: Option<Box<Retry<S, C, B>>> },
+        First { #[pin] future: S::Future, retry: Option<Retry<S, C, B>> },
+        Draining { #[pin] body: RB, drained: usize, retry: Option<Retry<S, C, B>> },
+        Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
+        Readying { replay: Box<Replay<S>>, retry: Option<Retry<S, C, B>> },
         Replaying { #[pin] future: S::Future },
     }
 }
@@ -141,7 +106,7 @@ where
         }
     }
 
-    pub(crate) fn first(future: S::Future, retry: Option<Box<Retry<S, C, B>>>) -> Self {
+    pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, B>>) -> Self {
         Self {
             state: State::First { future, retry },
         }
@@ -238,7 +203,7 @@ where
                     let Some(retry) = retry.take() else {
                         unreachable!("Readying holds its retry until it moves on")
                     };
-                    let request = retry.into_request(&replay.credential);
+                    let request = retry.into_request(&replay.credential)?;
                     let future = replay.service.call(request);
                     state.set(State::Replaying { future });
                 }

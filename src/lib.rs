@@ -76,6 +76,7 @@ struct ReadmeDoctests;
 mod base_url;
 mod error;
 mod future;
+mod head;
 mod layer;
 mod replay;
 mod secret;

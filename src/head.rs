@@ -1,0 +1,284 @@
+//! [`KeptHead`]: a copy of a request's head (method, URI, version, headers,
+//! extensions), kept so that a request answered 401 can be sent again.
+//!
+//! Every request that may be replayed needs this copy, and almost none is
+//! ever replayed, so the copy is made cheap rather than convenient: the URI
+//! and the headers are written as plain bytes into buffers that are reused
+//! from request to request (a small pool per thread), and parsed back only
+//! when a replay happens. Cloning `Uri`s and `HeaderValue`s instead would
+//! allocate for every value the caller parsed from a string.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::mem;
+use std::ops::Range;
+
+use http::header::{HeaderName, AUTHORIZATION};
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Extensions, HeaderValue, Method, Request, Uri, Version};
+use zeroize::Zeroize;
+
+use crate::error::{AuthError, ErrorKind};
+use crate::source::Credential;
+
+/// Heads kept per thread for reuse; more are allocated and freed as needed.
+const POOL_SIZE: usize = 64;
+
+/// A head whose buffers grew past this (huge headers) is freed, not pooled.
+const MAX_POOLED_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    static POOL: RefCell<Vec<Box<Head>>> = const { RefCell::new(Vec::new()) };
+}
+
+#[derive(Default)]
+struct Head {
+    method: Method,
+    version: Version,
+    extensions: Extensions,
+    /// The scheme, authority and path-and-query, then each header's name
+    /// and value, back to back.
+    bytes: Vec<u8>,
+    /// Where the scheme, authority and path-and-query end in `bytes`.
+    uri_ends: [usize; 3],
+    headers: Vec<Slot>,
+    /// A caller's header was marked sensitive: its bytes are wiped on reuse.
+    sensitive: bool,
+}
+
+/// One header: its name ends at `name_end`, its value right after it.
+struct Slot {
+    name_end: usize,
+    value_end: usize,
+    sensitive: bool,
+}
+
+impl Head {
+    fn push(&mut self, bytes: &[u8]) -> usize {
+        self.bytes.extend_from_slice(bytes);
+        self.bytes.len()
+    }
+
+    fn clear(&mut self) {
+        if self.sensitive {
+            self.bytes.as_mut_slice().zeroize();
+            self.sensitive = false;
+        }
+        self.bytes.clear();
+        self.headers.clear();
+        // Dropped here, before the pool is borrowed: an extension's own
+        // `Drop` may build a request too.
+        self.extensions = Extensions::new();
+    }
+}
+
+/// A request head kept for a replay; see the module docs.
+pub(crate) struct KeptHead {
+    head: Option<Box<Head>>,
+}
+
+impl KeptHead {
+    /// Copies the head of `parts`, except `Authorization` (a replay carries
+    /// the renewed credential instead).
+    pub(crate) fn keep(parts: &Parts) -> Self {
+        let mut head = POOL
+            .try_with(|pool| pool.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        head.method = parts.method.clone();
+        head.version = parts.version;
+        head.extensions = parts.extensions.clone();
+        let uri = &parts.uri;
+        head.uri_ends = [
+            head.push(uri.scheme_str().unwrap_or_default().as_bytes()),
+            head.push(uri.authority().map_or("", Authority::as_str).as_bytes()),
+            head.push(
+                uri.path_and_query()
+                    .map_or("", PathAndQuery::as_str)
+                    .as_bytes(),
+            ),
+        ];
+        head.headers.reserve(parts.headers.len());
+        for (name, value) in &parts.headers {
+            if name == AUTHORIZATION {
+                continue;
+            }
+            let name_end = head.push(name.as_str().as_bytes());
+            let value_end = head.push(value.as_bytes());
+            let sensitive = value.is_sensitive();
+            head.sensitive |= sensitive;
+            head.headers.push(Slot {
+                name_end,
+                value_end,
+                sensitive,
+            });
+        }
+        Self { head: Some(head) }
+    }
+
+    /// Builds the request again around `body`, stamped with `credential`.
+    pub(crate) fn rebuild<B>(
+        mut self,
+        body: B,
+        credential: &Credential,
+    ) -> Result<Request<B>, AuthError> {
+        let Some(head) = self.head.as_deref_mut() else {
+            return Err(unrebuildable());
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = head.method.clone();
+        *request.version_mut() = head.version;
+        *request.uri_mut() = head.uri().ok_or_else(unrebuildable)?;
+        *request.extensions_mut() = mem::take(&mut head.extensions);
+        let headers = request.headers_mut();
+        headers.reserve(head.headers.len() + 1);
+        let mut start = head.uri_ends[2];
+        for slot in &head.headers {
+            let name = HeaderName::from_bytes(&head.bytes[start..slot.name_end])
+                .map_err(|_| unrebuildable())?;
+            let mut value = HeaderValue::from_bytes(&head.bytes[slot.name_end..slot.value_end])
+                .map_err(|_| unrebuildable())?;
+            value.set_sensitive(slot.sensitive);
+            headers.append(name, value);
+            start = slot.value_end;
+        }
+        headers.insert(AUTHORIZATION, credential.header_value().clone());
+        Ok(request)
+    }
+}
+
+impl Head {
+    fn uri(&self) -> Option<Uri> {
+        let [scheme_end, authority_end, path_end] = self.uri_ends;
+        let part = |range: Range<usize>| Some(&self.bytes[range]).filter(|part| !part.is_empty());
+        let mut parts = http::uri::Parts::default();
+        if let Some(scheme) = part(0..scheme_end) {
+            parts.scheme = Some(Scheme::try_from(scheme).ok()?);
+        }
+        if let Some(authority) = part(scheme_end..authority_end) {
+            parts.authority = Some(Authority::try_from(authority).ok()?);
+        }
+        if let Some(path) = part(authority_end..path_end) {
+            parts.path_and_query = Some(PathAndQuery::try_from(path).ok()?);
+        }
+        Uri::from_parts(parts).ok()
+    }
+}
+
+/// Only reachable with a header or URI that bypassed `http`'s validation.
+fn unrebuildable() -> AuthError {
+    AuthError::new(
+        ErrorKind::Inner,
+        "the request answered 401 could not be rebuilt for its replay",
+    )
+}
+
+impl Drop for KeptHead {
+    fn drop(&mut self) {
+        let Some(mut head) = self.head.take() else {
+            return;
+        };
+        head.clear();
+        if head.bytes.capacity() > MAX_POOLED_BYTES {
+            return;
+        }
+        // During thread teardown the pool may be gone: the head is freed.
+        let _ = POOL.try_with(move |pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut() {
+                if pool.capacity() == 0 {
+                    pool.reserve_exact(POOL_SIZE);
+                }
+                if pool.len() < POOL_SIZE {
+                    pool.push(head);
+                }
+            }
+        });
+    }
+}
+
+impl fmt::Debug for KeptHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may be secrets: only the shape is shown.
+        let mut debug = f.debug_struct("KeptHead");
+        if let Some(head) = &self.head {
+            debug
+                .field("method", &head.method)
+                .field("headers", &head.headers.len());
+        }
+        debug.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(request: Request<()>) -> Parts {
+        request.into_parts().0
+    }
+
+    fn credential() -> Credential {
+        Credential::new("IBSSO", "renewed").unwrap()
+    }
+
+    #[test]
+    fn rebuild_gives_the_same_head_with_the_new_credential() {
+        let mut secret = HeaderValue::from_static("cookie-secret");
+        secret.set_sensitive(true);
+        let mut request = Request::post("https://api.infobip.com:8443/sms/2/text?x=1&y=%20")
+            .version(Version::HTTP_2)
+            .header("content-type", "application/json")
+            .header("x-custom", "a")
+            .header("x-custom", "b")
+            .header(AUTHORIZATION, "IBSSO old")
+            .header("cookie", secret)
+            .body(())
+            .unwrap();
+        request.extensions_mut().insert(7u32);
+        let (parts, ()) = request.into_parts();
+        let kept = KeptHead::keep(&parts);
+        let rebuilt = kept.rebuild((), &credential()).unwrap();
+
+        assert_eq!(rebuilt.method(), parts.method);
+        assert_eq!(rebuilt.uri(), &parts.uri);
+        assert_eq!(rebuilt.version(), Version::HTTP_2);
+        assert_eq!(rebuilt.extensions().get::<u32>(), Some(&7));
+        let values: Vec<_> = rebuilt.headers().get_all("x-custom").iter().collect();
+        assert_eq!(values, ["a", "b"]);
+        assert_eq!(rebuilt.headers()["content-type"], "application/json");
+        assert!(rebuilt.headers()["cookie"].is_sensitive());
+        assert_eq!(rebuilt.headers()[AUTHORIZATION], "IBSSO renewed");
+        assert_eq!(rebuilt.headers().get_all(AUTHORIZATION).iter().count(), 1);
+        assert_eq!(rebuilt.headers().len(), parts.headers.len());
+    }
+
+    #[test]
+    fn heads_are_reused_and_leave_nothing_behind() {
+        let first = parts(
+            Request::get("https://api.infobip.com/a")
+                .header("x-first", "1")
+                .body(())
+                .unwrap(),
+        );
+        drop(KeptHead::keep(&first));
+        let second = parts(Request::get("/b").body(()).unwrap());
+        let rebuilt = KeptHead::keep(&second).rebuild((), &credential()).unwrap();
+        assert_eq!(rebuilt.uri(), "/b");
+        assert!(rebuilt.headers().get("x-first").is_none());
+        assert_eq!(rebuilt.headers().len(), 1);
+    }
+
+    #[test]
+    fn debug_shows_no_header_value() {
+        let head = parts(
+            Request::get("https://api.infobip.com/")
+                .header("x-token", "hunter2")
+                .body(())
+                .unwrap(),
+        );
+        let debug = format!("{:?}", KeptHead::keep(&head));
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+}
