@@ -184,6 +184,36 @@ async fn idle_session_is_renewed_before_sending_not_after_a_401() {
 }
 
 #[tokio::test]
+async fn session_in_regular_use_is_never_renewed_for_idleness() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    // The default idle timeout (55 minutes), used every 20 minutes for 3
+    // hours; then a short one (400 ms), used every 100 ms for 3 s.
+    for (idle, gap, rounds) in [
+        (None, Duration::from_secs(20 * 60), 9),
+        (
+            Some(Duration::from_millis(400)),
+            Duration::from_millis(100),
+            30,
+        ),
+    ] {
+        let mut builder = common::ibsso_builder(&fake);
+        if let Some(idle) = idle {
+            builder = builder.idle_timeout(idle);
+        }
+        let source = builder.build(client.clone()).unwrap();
+        let service = authed(&fake, source.clone());
+        for _ in 0..rounds {
+            assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+            common::advance_clock(gap).await;
+        }
+        assert_eq!(source.stats().logins, 1, "idle timeout {idle:?}");
+        assert_eq!(source.stats().idle_renewals, 0, "idle timeout {idle:?}");
+    }
+    assert_eq!(fake.rejected(), 0);
+}
+
+#[tokio::test]
 async fn bad_password_fails_every_waiter_and_backoff_limits_logins() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();

@@ -175,8 +175,13 @@ pub(crate) struct Engine {
     /// The current session, readable without the lock: the request path
     /// only loads it. Written, under the lock, together with `state.session`.
     live: ArcSwapOption<Session>,
-    /// When the session was last handed out, in nanoseconds since `epoch`.
+    /// When the session was last handed out, in ticks (nanoseconds since
+    /// `epoch`), to within `TOUCH_STEP`.
     last_used: AtomicU64,
+    /// `settings.idle_timeout` in ticks; `NEVER` if there is none.
+    idle_ticks: u64,
+    /// How far `last_used` may lag: a second, or less for a short timeout.
+    touch_step: u64,
     epoch: Instant,
     stats: Counters,
 }
@@ -191,12 +196,26 @@ struct State {
     failed: Option<(AuthError, Instant)>,
 }
 
+/// Times on the request path are ticks: nanoseconds since the engine's
+/// epoch, compared as integers.
+const NEVER: u64 = u64::MAX;
+
+/// `last_used` is written only when it is a second behind (or a sixteenth
+/// of a shorter idle timeout): a store on every request would make every
+/// core fight over its cache line, and a session is then judged idle at
+/// most that much early.
+const TOUCH_STEP: u64 = 1_000_000_000;
+
+fn ticks(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(NEVER)
+}
+
 struct Session {
     credential: Credential,
-    /// When the server will reject it, if known.
-    expires_at: Option<Instant>,
-    /// When to start obtaining the next one in the background.
-    refresh_at: Option<Instant>,
+    /// When the server will reject it, in ticks; `NEVER` if unknown.
+    expires_at: u64,
+    /// When to start obtaining the next one in the background, in ticks.
+    refresh_at: u64,
 }
 
 #[derive(Default)]
@@ -245,6 +264,7 @@ impl Engine {
         transport: Box<dyn Transport>,
         protocol: Box<dyn Protocol>,
     ) -> Arc<Self> {
+        let idle_ticks = settings.idle_timeout.map_or(NEVER, ticks);
         Arc::new(Self {
             base_url,
             settings,
@@ -253,6 +273,8 @@ impl Engine {
             state: Mutex::new(State::default()),
             live: ArcSwapOption::empty(),
             last_used: AtomicU64::new(0),
+            idle_ticks,
+            touch_step: TOUCH_STEP.min(idle_ticks / 16),
             epoch: Instant::now(),
             stats: Counters::default(),
         })
@@ -277,7 +299,7 @@ impl Engine {
     }
 
     pub(crate) fn has_session(&self) -> bool {
-        let now = Instant::now();
+        let (_, now) = self.now();
         self.live
             .load()
             .as_ref()
@@ -295,35 +317,40 @@ impl Engine {
     /// Replaces the session; the caller holds the lock.
     fn publish(&self, state: &mut State, session: Option<Arc<Session>>, now: Instant) {
         if session.is_some() {
-            self.touch(now);
+            self.last_used.store(self.ticks_at(now), Ordering::Relaxed);
         }
         self.live.store(session.clone());
         state.session = session;
     }
 
-    fn touch(&self, now: Instant) {
-        let nanos = now.saturating_duration_since(self.epoch).as_nanos();
-        self.last_used
-            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+    /// The current time, as an `Instant` and in ticks.
+    fn now(&self) -> (Instant, u64) {
+        let now = Instant::now();
+        (now, self.ticks_at(now))
     }
 
-    fn is_live(&self, session: &Session, now: Instant) -> bool {
-        let idle = self.settings.idle_timeout.is_some_and(|timeout| {
-            let last_used =
-                self.epoch + Duration::from_nanos(self.last_used.load(Ordering::Relaxed));
-            now.saturating_duration_since(last_used) >= timeout
-        });
-        let expired = session.expires_at.is_some_and(|at| now >= at);
-        !idle && !expired
+    fn ticks_at(&self, at: Instant) -> u64 {
+        ticks(at.saturating_duration_since(self.epoch))
+    }
+
+    fn touch(&self, now: u64) {
+        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= self.touch_step {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+
+    fn is_live(&self, session: &Session, now: u64) -> bool {
+        let idle = now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= self.idle_ticks;
+        !idle && now < session.expires_at
     }
 
     pub(crate) fn credential(self: &Arc<Self>) -> SessionFuture {
-        let now = Instant::now();
+        let (now, ticks) = self.now();
         // The request path: no lock while a session is good.
         if let Some(session) = &*self.live.load() {
-            if self.is_live(session, now) {
-                self.touch(now);
-                if session.refresh_at.is_some_and(|at| now >= at) {
+            if self.is_live(session, ticks) {
+                self.touch(ticks);
+                if ticks >= session.refresh_at {
                     self.refresh_in_background(&mut self.lock(), now);
                 }
                 return SessionFuture::ready(Ok(session.credential.clone()));
@@ -331,9 +358,9 @@ impl Engine {
         }
         let mut state = self.lock();
         if let Some(session) = state.session.clone() {
-            if self.is_live(&session, now) {
+            if self.is_live(&session, ticks) {
                 // Published by another request since the load above.
-                self.touch(now);
+                self.touch(ticks);
                 return SessionFuture::ready(Ok(session.credential.clone()));
             }
             // Idle or expired: the server has ended it.
@@ -487,8 +514,12 @@ impl LoginGuard {
                         .unwrap_or_default();
                     let session = Session {
                         credential: credential.clone(),
-                        expires_at: expires_in.map(|e| now + e),
-                        refresh_at: expires_in.map(|e| now + e.saturating_sub(refresh_before)),
+                        expires_at: expires_in
+                            .map_or(NEVER, |e| engine.ticks_at(now).saturating_add(ticks(e))),
+                        refresh_at: expires_in.map_or(NEVER, |e| {
+                            let lead = e.saturating_sub(refresh_before);
+                            engine.ticks_at(now).saturating_add(ticks(lead))
+                        }),
                     };
                     engine.publish(&mut state, Some(Arc::new(session)), now);
                     state.consecutive_failures = 0;
