@@ -43,6 +43,11 @@ pub enum ErrorKind {
     Source,
     /// The wrapped (inner) service returned an error.
     Inner,
+    /// This request could not carry the credential: it already holds the
+    /// most header fields `HeaderMap` allows, or, answered 401, it could not
+    /// be rebuilt for its replay (a header or URI that bypassed `http`'s
+    /// validation).
+    Request,
 }
 
 /// The error returned by this crate's constructors, sources and services.

@@ -136,7 +136,9 @@ impl KeptHead {
         *request.uri_mut() = head.uri().ok_or_else(unrebuildable)?;
         *request.extensions_mut() = mem::take(&mut head.extensions);
         let headers = request.headers_mut();
-        headers.reserve(head.headers.len() + 1);
+        headers
+            .try_reserve(head.headers.len() + 1)
+            .map_err(|_| unrebuildable())?;
         let mut start = head.uri_ends[2];
         for slot in &head.headers {
             let name = HeaderName::from_bytes(&head.bytes[start..slot.name_end])
@@ -144,10 +146,14 @@ impl KeptHead {
             let mut value = HeaderValue::from_bytes(&head.bytes[slot.name_end..slot.value_end])
                 .map_err(|_| unrebuildable())?;
             value.set_sensitive(slot.sensitive);
-            headers.append(name, value);
+            headers
+                .try_append(name, value)
+                .map_err(|_| unrebuildable())?;
             start = slot.value_end;
         }
-        headers.insert(AUTHORIZATION, credential.header_value().clone());
+        headers
+            .try_insert(AUTHORIZATION, credential.header_value().clone())
+            .map_err(|_| unrebuildable())?;
         Ok(request)
     }
 }
@@ -170,10 +176,11 @@ impl Head {
     }
 }
 
-/// Only reachable with a header or URI that bypassed `http`'s validation.
+/// Only reachable with a header or URI that bypassed `http`'s validation, or
+/// a request that was already at `HeaderMap`'s limit of fields.
 fn unrebuildable() -> AuthError {
     AuthError::new(
-        ErrorKind::Inner,
+        ErrorKind::Request,
         "the request answered 401 could not be rebuilt for its replay",
     )
 }

@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use http::header::{Entry, AUTHORIZATION};
+use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use http_body::Body;
 use tower::Service;
@@ -174,31 +174,34 @@ where
             return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
         }
         let renews = self.source.can_renew();
-        // One header lookup decides whether to stamp, and stamps.
-        let stamped = match request.headers_mut().entry(AUTHORIZATION) {
-            Entry::Occupied(_) if !self.config.override_existing => Ok(None),
-            entry => credential.map(|credential| {
-                // Static sources hand over their value; renewing ones keep
-                // the credential to report a 401 against.
-                let (value, kept) = if renews {
-                    (credential.header_value().clone(), Some(credential))
-                } else {
-                    (credential.into_header_value(), None)
-                };
-                match entry {
-                    Entry::Occupied(mut existing) => drop(existing.insert(value)),
-                    Entry::Vacant(slot) => drop(slot.insert(value)),
-                }
-                kept
-            }),
-        };
-        let credential = match stamped {
-            Ok(Some(credential)) => credential,
-            Ok(None) => {
-                return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None)
-            }
+        let headers = request.headers_mut();
+        // A caller's own `Authorization` is kept unless told otherwise. A
+        // lookup and a plain insert cost less than the entry API, whose
+        // insert always takes the general (displacing) path.
+        if !self.config.override_existing && headers.contains_key(AUTHORIZATION) {
+            return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
+        }
+        let credential = match credential {
+            Ok(credential) => credential,
             Err(error) => return ResponseFuture::failed(error),
         };
+        if !renews {
+            // A static source hands its value over.
+            if headers
+                .try_insert(AUTHORIZATION, credential.into_header_value())
+                .is_err()
+            {
+                return ResponseFuture::failed(too_many_headers());
+            }
+            return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
+        }
+        // A renewing one keeps the credential, to report a 401 against.
+        if headers
+            .try_insert(AUTHORIZATION, credential.header_value().clone())
+            .is_err()
+        {
+            return ResponseFuture::failed(too_many_headers());
+        }
         let (parts, body) = request.into_parts();
         let (first, replay) = ReplayBody::recorded(body, self.config.replay_limit);
         let retry = Retry::new(
@@ -211,4 +214,13 @@ where
         let request = Request::from_parts(parts, first);
         ResponseFuture::first(self.inner.call(request), Some(retry))
     }
+}
+
+/// `HeaderMap` holds at most 32,768 fields; a request at that limit cannot
+/// take one more.
+fn too_many_headers() -> AuthError {
+    AuthError::new(
+        ErrorKind::Request,
+        "the request has too many headers to add Authorization",
+    )
 }

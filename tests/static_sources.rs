@@ -66,3 +66,49 @@ async fn wrong_api_key_gets_the_servers_401_untouched() {
     assert!(std::str::from_utf8(&body).unwrap().contains("UNAUTHORIZED"));
     assert_eq!(fake.logins(), 0);
 }
+
+#[tokio::test]
+async fn request_without_room_for_authorization_fails_typed_and_is_not_sent() {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http::header::{HeaderName, HeaderValue};
+    use http::Response;
+    use infobip_auth::{AuthLayer, BaseUrl, ErrorKind, ReplayBody};
+    use tower::{service_fn, Layer, Service, ServiceExt};
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let inner = service_fn(move |_: Request<ReplayBody<Full<Bytes>>>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(Response::new(String::new())) }
+    });
+    let base = BaseUrl::new("https://api.infobip.com").unwrap();
+    let mut service = AuthLayer::new(base, ApiKey::new("key").unwrap()).layer(inner);
+
+    // Fill the header map to the most fields it can hold.
+    let mut request = Request::post("https://api.infobip.com/sms/2/text/advanced")
+        .body(Full::default())
+        .unwrap();
+    let mut n = 0;
+    while request
+        .headers_mut()
+        .try_append(
+            HeaderName::try_from(format!("x-h{n}")).unwrap(),
+            HeaderValue::from_static("v"),
+        )
+        .is_ok()
+    {
+        n += 1;
+    }
+    let error = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Request, "{error}");
+    assert_eq!(sent.load(Ordering::SeqCst), 0, "nothing was sent");
+}
