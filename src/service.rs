@@ -20,8 +20,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use http::header::AUTHORIZATION;
-use http::{Request, Response};
+use http::header::{Entry, AUTHORIZATION};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use tower::Service;
 
@@ -173,35 +173,29 @@ where
         if !ours {
             return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
         }
-        let renews = self.source.can_renew();
-        let headers = request.headers_mut();
-        // A caller's own `Authorization` is kept unless told otherwise. A
-        // lookup and a plain insert cost less than the entry API, whose
-        // insert always takes the general (displacing) path.
-        if !self.config.override_existing && headers.contains_key(AUTHORIZATION) {
-            return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
-        }
+        let replace = self.config.override_existing;
+        // A failed source fails even a request that carries its own
+        // `Authorization`: `poll_ready` did not ready the inner service.
         let credential = match credential {
             Ok(credential) => credential,
             Err(error) => return ResponseFuture::failed(error),
         };
-        if !renews {
-            // A static source hands its value over.
-            if headers
-                .try_insert(AUTHORIZATION, credential.into_header_value())
-                .is_err()
-            {
-                return ResponseFuture::failed(too_many_headers());
-            }
+        // A static source hands its value over; a renewing one keeps the
+        // credential, to report a 401 against.
+        let renews = self.source.can_renew();
+        let (value, credential) = if renews {
+            (credential.header_value().clone(), Some(credential))
+        } else {
+            (credential.into_header_value(), None)
+        };
+        let credential = match stamp(request.headers_mut(), value, replace) {
+            Ok(true) => credential,
+            Ok(false) => None,
+            Err(error) => return ResponseFuture::failed(error),
+        };
+        let Some(credential) = credential else {
             return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
-        }
-        // A renewing one keeps the credential, to report a 401 against.
-        if headers
-            .try_insert(AUTHORIZATION, credential.header_value().clone())
-            .is_err()
-        {
-            return ResponseFuture::failed(too_many_headers());
-        }
+        };
         let (parts, body) = request.into_parts();
         let (first, replay) = ReplayBody::recorded(body, self.config.replay_limit);
         let retry = Retry::new(
@@ -214,6 +208,37 @@ where
         let request = Request::from_parts(parts, first);
         ResponseFuture::first(self.inner.call(request), Some(retry))
     }
+}
+
+/// Sets `Authorization` to `value`. Unless `replace`, a value the caller
+/// set is kept and ours dropped. Returns whether ours is the one sent.
+fn stamp(headers: &mut HeaderMap, value: HeaderValue, replace: bool) -> Result<bool, AuthError> {
+    if replace {
+        headers
+            .try_insert(AUTHORIZATION, value)
+            .map_err(|_| too_many_headers())?;
+        return Ok(true);
+    }
+    // Appending to an absent name is a plain insert: one probe, where a
+    // lookup followed by an insert (or the entry API) costs more.
+    let had_one = headers
+        .try_append(AUTHORIZATION, value)
+        .map_err(|_| too_many_headers())?;
+    if had_one {
+        // Rare: take ours (the last value) back out, keeping the caller's
+        // values in their order.
+        let Ok(Entry::Occupied(entry)) = headers.try_entry(AUTHORIZATION) else {
+            return Err(too_many_headers());
+        };
+        let mut values: Vec<HeaderValue> = entry.remove_entry_mult().1.collect();
+        values.pop();
+        for value in values {
+            headers
+                .try_append(AUTHORIZATION, value)
+                .map_err(|_| too_many_headers())?;
+        }
+    }
+    Ok(!had_one)
 }
 
 /// `HeaderMap` holds at most 32,768 fields; a request at that limit cannot

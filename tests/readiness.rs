@@ -3,6 +3,7 @@
 use std::future::ready;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use http_body_util::Empty;
@@ -53,12 +54,44 @@ async fn caller_set_authorization_is_preserved_by_default() {
     let mut req = request();
     req.headers_mut()
         .insert(AUTHORIZATION, "App callers-own".parse().unwrap());
+    // Even a (malformed) second value is passed on untouched, in order.
+    req.headers_mut()
+        .append(AUTHORIZATION, "App second".parse().unwrap());
+    req.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     let response = service.call(req);
     let (seen, send) = handle.next_request().await.unwrap();
-    assert_eq!(seen.headers()[AUTHORIZATION], "App callers-own");
-    assert_eq!(seen.headers().get_all(AUTHORIZATION).iter().count(), 1);
+    let values: Vec<_> = seen.headers().get_all(AUTHORIZATION).iter().collect();
+    assert_eq!(values, ["App callers-own", "App second"]);
+    assert_eq!(seen.headers()["content-type"], "application/json");
+    assert_eq!(seen.headers().len(), 3);
     send.send_response(Response::new(String::new()));
     response.await.unwrap();
+}
+
+/// `poll_ready` does not ready the inner service when the source failed, so
+/// the request fails, even one carrying its own `Authorization`.
+#[tokio::test]
+async fn failed_source_fails_a_request_with_its_own_authorization_unsent() {
+    let failing = source::from_fn(|| {
+        ready(Err::<Credential, _>(AuthError::source_failed(
+            "vault unreachable",
+            None,
+        )))
+    });
+    let layer = AuthLayer::new(base(), failing);
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
+    handle.allow(1);
+    assert_ready_ok!(service.poll_ready());
+    let mut req = request();
+    req.headers_mut()
+        .insert(AUTHORIZATION, "App callers-own".parse().unwrap());
+    let error = service.call(req).await.unwrap_err();
+    assert!(error.to_string().contains("vault unreachable"), "{error}");
+    assert!(
+        handle.next_request().now_or_never().is_none(),
+        "nothing sent"
+    );
 }
 
 #[tokio::test]
