@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
@@ -16,15 +16,16 @@ use tower::Service;
 use crate::error::{AuthError, BoxError};
 use crate::head::KeptHead;
 use crate::replay::{ReplayBody, ReplaySkipped};
+use crate::service::Shared;
 use crate::source::{Credential, CredentialSource};
 
 /// What is needed to send a request a second time. Kept inline in the
-/// response future: its head is a pooled buffer (see [`KeptHead`]), so a
-/// request that may be replayed allocates nothing for it.
-pub(crate) struct Retry<S, C: CredentialSource, B> {
-    prototype: Arc<Mutex<S>>,
-    source: C,
-    rejected: Credential,
+/// response future and small: the source and the pristine inner service
+/// are one shared reference, the head (with the credential it was stamped
+/// with) a pooled buffer (see [`KeptHead`]), so a request that may be
+/// replayed allocates nothing for it.
+pub(crate) struct Retry<S, C, B> {
+    shared: Arc<Shared<S, C>>,
     head: KeptHead,
     body: Option<ReplayBody<B>>,
 }
@@ -36,19 +37,16 @@ struct Replay<S> {
     credential: Credential,
 }
 
-impl<S, C: CredentialSource, B> Retry<S, C, B> {
+impl<S, C, B> Retry<S, C, B> {
     pub(crate) fn new(
-        prototype: Arc<Mutex<S>>,
-        source: C,
-        rejected: Credential,
+        shared: Arc<Shared<S, C>>,
+        stamped: Credential,
         parts: &Parts,
         body: Option<ReplayBody<B>>,
     ) -> Self {
         Self {
-            prototype,
-            source,
-            rejected,
-            head: KeptHead::keep(parts),
+            shared,
+            head: KeptHead::keep(parts, stamped),
             body,
         }
     }
@@ -140,9 +138,12 @@ where
                     let Some(retry) = retry.take() else {
                         return Poll::Ready(Ok(response));
                     };
-                    retry.source.on_unauthorized(&retry.rejected);
+                    let source = &retry.shared.source;
+                    if let Some(stamped) = retry.head.stamped() {
+                        source.on_unauthorized(stamped);
+                    }
                     let replayed = retry.body.as_ref().is_some_and(ReplayBody::start_replay);
-                    retry.source.on_replay(replayed);
+                    source.on_replay(replayed);
                     if !replayed {
                         response
                             .extensions_mut()
@@ -171,7 +172,7 @@ where
                     }
                     let retry = retry.take();
                     let credential = match &retry {
-                        Some(retry) => retry.source.credential(),
+                        Some(retry) => retry.shared.source.credential(),
                         None => unreachable!("Draining holds its retry until it moves on"),
                     };
                     state.set(State::Renewing { credential, retry });
@@ -184,7 +185,8 @@ where
                     // The replay's service is cloned only now, from the
                     // pristine copy every request shares.
                     let service = retry
-                        .prototype
+                        .shared
+                        .replay_service
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone();

@@ -35,8 +35,10 @@ thread_local! {
     static POOL: RefCell<Vec<Box<Head>>> = const { RefCell::new(Vec::new()) };
 }
 
-#[derive(Default)]
 struct Head {
+    /// The credential the request was stamped with, to report a 401
+    /// against; dropped before the head goes back to the pool.
+    stamped: Option<Credential>,
     method: Method,
     version: Version,
     extensions: Extensions,
@@ -70,6 +72,7 @@ impl Head {
         }
         self.bytes.clear();
         self.headers.clear();
+        self.stamped = None;
         // Dropped here, before the pool is borrowed: an extension's own
         // `Drop` may build a request too.
         self.extensions = Extensions::new();
@@ -84,12 +87,23 @@ pub(crate) struct KeptHead {
 impl KeptHead {
     /// Copies the head of `parts`, except `Authorization` (a replay carries
     /// the renewed credential instead).
-    pub(crate) fn keep(parts: &Parts) -> Self {
-        let mut head = POOL
-            .try_with(|pool| pool.try_borrow_mut().ok()?.pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+    pub(crate) fn keep(parts: &Parts, stamped: Credential) -> Self {
+        let mut head = match POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop()) {
+            Ok(Some(mut head)) => {
+                head.stamped = Some(stamped);
+                head
+            }
+            _ => Box::new(Head {
+                stamped: Some(stamped),
+                method: Method::default(),
+                version: Version::default(),
+                extensions: Extensions::new(),
+                bytes: Vec::new(),
+                uri_ends: [0; 3],
+                headers: Vec::new(),
+                sensitive: false,
+            }),
+        };
         head.method = parts.method.clone();
         head.version = parts.version;
         head.extensions = parts.extensions.clone();
@@ -119,6 +133,11 @@ impl KeptHead {
             });
         }
         Self { head: Some(head) }
+    }
+
+    /// The credential the request was stamped with.
+    pub(crate) fn stamped(&self) -> Option<&Credential> {
+        self.head.as_ref()?.stamped.as_ref()
     }
 
     /// Builds the request again around `body`, stamped with `credential`.
@@ -248,7 +267,7 @@ mod tests {
             .unwrap();
         request.extensions_mut().insert(7u32);
         let (parts, ()) = request.into_parts();
-        let kept = KeptHead::keep(&parts);
+        let kept = KeptHead::keep(&parts, credential());
         let rebuilt = kept.rebuild((), &credential()).unwrap();
 
         assert_eq!(rebuilt.method(), parts.method);
@@ -272,9 +291,19 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        drop(KeptHead::keep(&first));
+        let kept = KeptHead::keep(&first, credential());
+        assert_eq!(kept.stamped().unwrap().header_value(), "IBSSO renewed");
+        drop(kept);
+        // The pooled head no longer holds the credential.
+        POOL.with(|pool| {
+            let pool = pool.borrow();
+            assert!(pool.iter().all(|head| head.stamped.is_none()));
+            assert!(!pool.is_empty());
+        });
         let second = parts(Request::get("/b").body(()).unwrap());
-        let rebuilt = KeptHead::keep(&second).rebuild((), &credential()).unwrap();
+        let rebuilt = KeptHead::keep(&second, credential())
+            .rebuild((), &credential())
+            .unwrap();
         assert_eq!(rebuilt.uri(), "/b");
         assert!(rebuilt.headers().get("x-first").is_none());
         assert_eq!(rebuilt.headers().len(), 1);
@@ -288,7 +317,7 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        let debug = format!("{:?}", KeptHead::keep(&head));
+        let debug = format!("{:?}", KeptHead::keep(&head, credential()));
         assert!(!debug.contains("hunter2"), "{debug}");
     }
 }

@@ -105,6 +105,6 @@ where
     type Service = AuthService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService::from_parts(inner, self.source.clone(), self.config.clone())
+        AuthService::from_parts(inner, self.source.clone(), (*self.config).clone())
     }
 }

@@ -44,12 +44,18 @@ enum Pending<F> {
 /// Cloning gives a service that is not ready yet, as tower expects.
 pub struct AuthService<S, C: CredentialSource> {
     inner: S,
-    /// A pristine clone of `inner`, shared by every request: a replay clones
-    /// it then, instead of every request cloning `inner` up front.
-    replay_service: Arc<Mutex<S>>,
-    source: C,
-    config: Arc<Config>,
+    shared: Arc<Shared<S, C>>,
     pending: Pending<C::Future>,
+}
+
+/// What the clones of one service, and the requests they may replay,
+/// share: one reference count to take per request that may be replayed.
+pub(crate) struct Shared<S, C> {
+    pub(crate) source: C,
+    pub(crate) config: Config,
+    /// A pristine clone of the inner service: a replay clones it then,
+    /// instead of every request cloning the inner service up front.
+    pub(crate) replay_service: Mutex<S>,
 }
 
 impl<S, C: CredentialSource> AuthService<S, C> {
@@ -63,15 +69,17 @@ impl<S, C: CredentialSource> AuthService<S, C> {
         tower::Layer::layer(&crate::AuthLayer::new(base_url, source), inner)
     }
 
-    pub(crate) fn from_parts(inner: S, source: C, config: Arc<Config>) -> Self
+    pub(crate) fn from_parts(inner: S, source: C, config: Config) -> Self
     where
         S: Clone,
     {
         Self {
-            replay_service: Arc::new(Mutex::new(inner.clone())),
+            shared: Arc::new(Shared {
+                source,
+                config,
+                replay_service: Mutex::new(inner.clone()),
+            }),
             inner,
-            source,
-            config,
             pending: Pending::Idle,
         }
     }
@@ -93,17 +101,15 @@ impl<S, C: CredentialSource> AuthService<S, C> {
 
     /// The credential source.
     pub fn source(&self) -> &C {
-        &self.source
+        &self.shared.source
     }
 }
 
-impl<S: Clone, C: CredentialSource + Clone> Clone for AuthService<S, C> {
+impl<S: Clone, C: CredentialSource> Clone for AuthService<S, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            replay_service: self.replay_service.clone(),
-            source: self.source.clone(),
-            config: self.config.clone(),
+            shared: self.shared.clone(),
             pending: Pending::Idle,
         }
     }
@@ -113,8 +119,8 @@ impl<S: fmt::Debug, C: CredentialSource + fmt::Debug> fmt::Debug for AuthService
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
-            .field("source", &self.source)
-            .field("base_url", &self.config.base_url)
+            .field("source", &self.shared.source)
+            .field("base_url", &self.shared.config.base_url)
             .finish_non_exhaustive()
     }
 }
@@ -123,7 +129,7 @@ impl<S, C, B, RB> Service<Request<B>> for AuthService<S, C>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
-    C: CredentialSource + Clone,
+    C: CredentialSource,
     B: Body,
     RB: Body,
 {
@@ -134,7 +140,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         loop {
             match &mut self.pending {
-                Pending::Idle => self.pending = Pending::Resolving(self.source.credential()),
+                Pending::Idle => self.pending = Pending::Resolving(self.shared.source.credential()),
                 Pending::Resolving(future) => {
                     let resolved = std::task::ready!(Pin::new(future).poll(cx));
                     self.pending = Pending::Resolved(resolved);
@@ -165,15 +171,15 @@ where
                 .into_parts()
                 .path_and_query
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            *request.uri_mut() = self.config.base_url.resolve(path);
+            *request.uri_mut() = self.shared.config.base_url.resolve(path);
             true
         } else {
-            self.config.base_url.matches(request.uri())
+            self.shared.config.base_url.matches(request.uri())
         };
         if !ours {
             return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
         }
-        let replace = self.config.override_existing;
+        let replace = self.shared.config.override_existing;
         // A failed source fails even a request that carries its own
         // `Authorization`: `poll_ready` did not ready the inner service.
         let credential = match credential {
@@ -182,7 +188,7 @@ where
         };
         // A static source hands its value over; a renewing one keeps the
         // credential, to report a 401 against.
-        let renews = self.source.can_renew();
+        let renews = self.shared.source.can_renew();
         let (value, credential) = if renews {
             (credential.header_value().clone(), Some(credential))
         } else {
@@ -197,14 +203,8 @@ where
             return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
         };
         let (parts, body) = request.into_parts();
-        let (first, replay) = ReplayBody::recorded(body, self.config.replay_limit);
-        let retry = Retry::new(
-            self.replay_service.clone(),
-            self.source.clone(),
-            credential,
-            &parts,
-            replay,
-        );
+        let (first, replay) = ReplayBody::recorded(body, self.shared.config.replay_limit);
+        let retry = Retry::new(self.shared.clone(), credential, &parts, replay);
         let request = Request::from_parts(parts, first);
         ResponseFuture::first(self.inner.call(request), Some(retry))
     }
