@@ -15,7 +15,7 @@ use tower::Service;
 
 use crate::error::{AuthError, BoxError};
 use crate::head::KeptHead;
-use crate::replay::{ReplayBody, ReplaySkipped};
+use crate::replay::{ReplayBody, ReplayHandle, ReplaySkipped};
 use crate::service::Shared;
 use crate::source::{Credential, CredentialSource};
 
@@ -27,7 +27,7 @@ use crate::source::{Credential, CredentialSource};
 pub(crate) struct Retry<S, C, B> {
     shared: Arc<Shared<S, C>>,
     head: KeptHead,
-    body: Option<ReplayBody<B>>,
+    body: Option<ReplayHandle<B>>,
 }
 
 /// The service a replay goes through, with its new credential. Made only
@@ -42,7 +42,7 @@ impl<S, C, B> Retry<S, C, B> {
         shared: Arc<Shared<S, C>>,
         stamped: Credential,
         parts: &Parts,
-        body: Option<ReplayBody<B>>,
+        body: Option<ReplayHandle<B>>,
     ) -> Self {
         Self {
             shared,
@@ -55,7 +55,7 @@ impl<S, C, B> Retry<S, C, B> {
         let Some(body) = self.body else {
             unreachable!("a replay has its body")
         };
-        self.head.rebuild(body, credential)
+        self.head.rebuild(body.into_body(), credential)
     }
 }
 
@@ -86,8 +86,10 @@ pin_project! {
     {
         Failed { error: Option<AuthError> },
         First { #[pin] future: S::Future, retry: Option<Retry<S, C, B>> },
-        Draining { #[pin] body: RB, drained: usize, retry: Option<Retry<S, C, B>> },
-        Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
+        // The rare states box what is large, so the future every request
+        // carries stays small (it is moved a few times on its way).
+        Draining { body: Pin<Box<RB>>, drained: usize, retry: Option<Retry<S, C, B>> },
+        Renewing { credential: Box<C::Future>, retry: Option<Retry<S, C, B>> },
         Readying { replay: Box<Replay<S>>, retry: Option<Retry<S, C, B>> },
         Replaying { #[pin] future: S::Future },
     }
@@ -142,7 +144,7 @@ where
                     if let Some(stamped) = retry.head.stamped() {
                         source.on_unauthorized(stamped);
                     }
-                    let replayed = retry.body.as_ref().is_some_and(ReplayBody::start_replay);
+                    let replayed = retry.body.as_ref().is_some_and(ReplayHandle::start_replay);
                     source.on_replay(replayed);
                     if !replayed {
                         response
@@ -151,13 +153,13 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     state.set(State::Draining {
-                        body: response.into_body(),
+                        body: Box::pin(response.into_body()),
                         drained: 0,
                         retry: Some(retry),
                     });
                 }
                 StateProj::Draining {
-                    mut body,
+                    body,
                     drained,
                     retry,
                 } => {
@@ -172,13 +174,13 @@ where
                     }
                     let retry = retry.take();
                     let credential = match &retry {
-                        Some(retry) => retry.shared.source.credential(),
+                        Some(retry) => Box::new(retry.shared.source.credential()),
                         None => unreachable!("Draining holds its retry until it moves on"),
                     };
                     state.set(State::Renewing { credential, retry });
                 }
                 StateProj::Renewing { credential, retry } => {
-                    let credential = ready!(Pin::new(credential).poll(cx))?;
+                    let credential = ready!(Pin::new(&mut **credential).poll(cx))?;
                     let Some(retry) = retry.take() else {
                         unreachable!("Renewing holds its retry until it moves on")
                     };

@@ -131,9 +131,9 @@ impl<B> ReplayBody<B> {
 impl<B: Body> ReplayBody<B> {
     /// Splits `body` into the body for the first attempt and, if the request
     /// may be replayed at all, the handle for the replay.
-    pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<Self>) {
+    pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<ReplayHandle<B>>) {
         if body.is_end_stream() {
-            return (Self::new(body), Some(Self { kind: Kind::Empty }));
+            return (Self::new(body), Some(ReplayHandle { shared: None }));
         }
         let hint = body.size_hint();
         if hint.lower() > cap as u64 {
@@ -154,28 +154,45 @@ impl<B: Body> ReplayBody<B> {
                 shared: shared.clone(),
             },
         };
-        let replay = Self {
-            kind: Kind::Replaying { shared, next: 0 },
-        };
-        (first, Some(replay))
+        (
+            first,
+            Some(ReplayHandle {
+                shared: Some(shared),
+            }),
+        )
     }
+}
 
+/// The replay's side of a recorded body, one pointer wide: it claims the
+/// body after a 401 and then becomes the replayed request's body.
+pub(crate) struct ReplayHandle<B> {
+    /// `None` for an empty body.
+    shared: Option<Arc<Mutex<Shared<B>>>>,
+}
+
+impl<B> ReplayHandle<B> {
     /// Claims the body for the replay. Returns `false` if more than the cap
     /// was read, so the request cannot be sent again whole. After this the
     /// first attempt's body yields an error if it is polled again.
     pub(crate) fn start_replay(&self) -> bool {
-        match &self.kind {
-            Kind::Empty => true,
-            Kind::Replaying { shared, .. } => {
-                let mut shared = lock(shared);
-                if shared.overflowed {
-                    return false;
-                }
-                shared.replaying = true;
-                true
-            }
-            Kind::Plain { .. } | Kind::Recording { .. } => false,
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        let mut shared = lock(shared);
+        if shared.overflowed {
+            return false;
         }
+        shared.replaying = true;
+        true
+    }
+
+    /// The body of the replayed request: what was kept, then the rest.
+    pub(crate) fn into_body(self) -> ReplayBody<B> {
+        let kind = match self.shared {
+            None => Kind::Empty,
+            Some(shared) => Kind::Replaying { shared, next: 0 },
+        };
+        ReplayBody { kind }
     }
 }
 
@@ -368,6 +385,7 @@ mod tests {
         assert_eq!(read_n(&mut first, 1).await, b"ab");
         let replay = replay.unwrap();
         assert!(replay.start_replay());
+        let replay = replay.into_body();
         // The first attempt can no longer read.
         assert!(first.frame().await.unwrap().is_err());
         let all = replay.collect().await.unwrap().to_bytes();
@@ -380,6 +398,7 @@ mod tests {
         assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"abcd");
         let replay = replay.unwrap();
         assert!(replay.start_replay());
+        let replay = replay.into_body();
         assert_eq!(&replay.collect().await.unwrap().to_bytes()[..], b"abcd");
     }
 
@@ -403,6 +422,7 @@ mod tests {
         assert!(first.is_end_stream());
         let replay = replay.unwrap();
         assert!(replay.start_replay());
+        let replay = replay.into_body();
         assert!(replay.is_end_stream());
         assert_eq!(replay.size_hint().exact(), Some(0));
     }
@@ -420,6 +440,7 @@ mod tests {
         assert_eq!(collected.trailers(), Some(&trailers));
         let replay = replay.unwrap();
         assert!(replay.start_replay());
+        let replay = replay.into_body();
         let again = replay.collect().await.unwrap();
         assert_eq!(again.trailers(), Some(&trailers));
         assert_eq!(&again.to_bytes()[..], b"xy");
@@ -455,6 +476,7 @@ mod tests {
                     return Ok(());
                 };
                 if replay.start_replay() {
+                    let replay = replay.into_body();
                     prop_assert!(seen.len() <= cap, "kept more than the cap");
                     let again = replay.collect().await.unwrap().to_bytes();
                     prop_assert_eq!(&again[..], &original[..], "exact bytes, once");
