@@ -9,7 +9,9 @@
 //!   stamping the same valid token, rounds interleaved.
 //!
 //! Prints `key value` lines that `benches/report.sh` reads. Medians over
-//! `LOOPBACK_ROUNDS` rounds (default 7).
+//! `LOOPBACK_ROUNDS` rounds (default 7). `LOOPBACK_SKIP_STORM=1` skips the
+//! storm; `LOOPBACK_ONLY=ibsso|tower_http|warmup` runs one measured round
+//! of one side (or none) after the warm-up, for callgrind.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -190,8 +192,10 @@ async fn throughput(rounds: usize) {
     // Warm both pools.
     rate(ours.clone(), &uri).await;
     rate(theirs.clone(), &uri).await;
-    // One side alone, for an instruction-count profile of it.
+    // One side alone, for an instruction-count profile of it; `warmup`
+    // stops here, giving the cost the two profiles share.
     match std::env::var("LOOPBACK_ONLY").as_deref() {
+        Ok("warmup") => return,
         Ok("ibsso") => {
             let before = fake.connections();
             rate(ours, &uri).await;
