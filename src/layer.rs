@@ -23,8 +23,9 @@ pub(crate) struct Config {
 /// - Requests whose URI is only a path are resolved against the base URL.
 /// - Requests to any other origin pass through without credentials.
 /// - An `Authorization` header the caller set is kept, unless
-///   [`override_existing`](Self::override_existing) is on. Such a request
-///   still needs the source: if it fails, the request fails unsent.
+///   [`override_existing`](Self::override_existing) is on.
+/// - When the source fails, the next request fails with its error, unsent,
+///   whatever its origin or headers (the inner service was not readied).
 /// - The stamped header value is marked sensitive.
 /// - With a renewing source ([`Ibsso`](crate::Ibsso)), a 401 renews the
 ///   credential and the request is replayed once, transparently.

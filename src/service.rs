@@ -10,8 +10,9 @@
 //! and only then is a fresh clone of the inner service readied and called.
 //! When the source fails, `poll_ready` still returns `Ready(Ok(()))` without
 //! readying the inner service, and the next `call` fails that one request
-//! with the source's [`AuthError`]: a failed login never poisons a `Buffer`
-//! or a balancer in front of the service.
+//! with the source's [`AuthError`], unsent, whatever its origin or headers:
+//! a failed login never poisons a `Buffer` or a balancer in front of the
+//! service.
 
 use std::fmt;
 use std::future::Future;
@@ -155,7 +156,11 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let credential = match mem::replace(&mut self.pending, Pending::Idle) {
-            Pending::Resolved(resolved) => resolved,
+            Pending::Resolved(Ok(credential)) => credential,
+            // After the source failed, `poll_ready` did not ready the inner
+            // service, so nothing may be sent: not this request, whatever
+            // its origin or headers.
+            Pending::Resolved(Err(error)) => return ResponseFuture::failed(error),
             _ => {
                 return ResponseFuture::failed(AuthError::new(
                     ErrorKind::Inner,
@@ -180,12 +185,6 @@ where
             return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
         }
         let replace = self.shared.config.override_existing;
-        // A failed source fails even a request that carries its own
-        // `Authorization`: `poll_ready` did not ready the inner service.
-        let credential = match credential {
-            Ok(credential) => credential,
-            Err(error) => return ResponseFuture::failed(error),
-        };
         // A static source hands its value over; a renewing one keeps the
         // credential, to report a 401 against.
         let renews = self.shared.source.can_renew();

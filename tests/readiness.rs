@@ -70,9 +70,10 @@ async fn caller_set_authorization_is_preserved_by_default() {
 }
 
 /// `poll_ready` does not ready the inner service when the source failed, so
-/// the request fails, even one carrying its own `Authorization`.
+/// the next request fails, whether it carries its own `Authorization` or
+/// goes to another origin (tower-test's mock panics if called unready).
 #[tokio::test]
-async fn failed_source_fails_a_request_with_its_own_authorization_unsent() {
+async fn failed_source_fails_the_next_request_whatever_it_is_unsent() {
     let failing = source::from_fn(|| {
         ready(Err::<Credential, _>(AuthError::source_failed(
             "vault unreachable",
@@ -81,13 +82,20 @@ async fn failed_source_fails_a_request_with_its_own_authorization_unsent() {
     });
     let layer = AuthLayer::new(base(), failing);
     let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
-    handle.allow(1);
-    assert_ready_ok!(service.poll_ready());
-    let mut req = request();
-    req.headers_mut()
+    handle.allow(2);
+
+    let mut own_header = request();
+    own_header
+        .headers_mut()
         .insert(AUTHORIZATION, "App callers-own".parse().unwrap());
-    let error = service.call(req).await.unwrap_err();
-    assert!(error.to_string().contains("vault unreachable"), "{error}");
+    let elsewhere = Request::get("https://example.com/status")
+        .body(Empty::new())
+        .unwrap();
+    for req in [own_header, elsewhere] {
+        assert_ready_ok!(service.poll_ready());
+        let error = service.call(req).await.unwrap_err();
+        assert!(error.to_string().contains("vault unreachable"), "{error}");
+    }
     assert!(
         handle.next_request().now_or_never().is_none(),
         "nothing sent"
