@@ -104,6 +104,7 @@ async fn storm(rounds: usize) {
         return;
     }
     let (mut storms, mut valid, mut logins) = (Vec::new(), Vec::new(), Vec::new());
+    let mut most_sends = 0;
     for _ in 0..rounds {
         let fake = FakeInfobip::start().await.unwrap();
         let client: HyperClient = Client::builder(TokioExecutor::new())
@@ -120,12 +121,17 @@ async fn storm(rounds: usize) {
 
         valid.push(burst(&fake, &client, &source, false).await.as_secs_f64() * 1e3);
         let before = fake.logins();
+        let sent_before = fake.accepted() + fake.rejected();
         storms.push(burst(&fake, &client, &source, true).await.as_secs_f64() * 1e3);
         let storm_logins = fake.logins() - before;
         assert_eq!(
             storm_logins, 1,
             "a renewal storm must cost exactly one login"
         );
+        // Every request is answered 401 once and replayed once, no more.
+        let sends = fake.accepted() + fake.rejected() - sent_before;
+        assert!(sends <= 2 * STORM, "{sends} sends for {STORM} requests");
+        most_sends = most_sends.max(sends);
         println!("storm_logins {storm_logins}");
     }
     let (storm, valid, login) = (median(storms), median(valid), median(logins));
@@ -133,6 +139,7 @@ async fn storm(rounds: usize) {
     println!("storm_valid_ms {valid:.2}");
     println!("login_rtt_ms {login:.3}");
     println!("storm_budget_ms {:.2}", 3.0 * login + valid);
+    println!("storm_most_sends {most_sends}");
 }
 
 /// CPU time used so far by every thread of this process (client and server

@@ -170,6 +170,8 @@ was sent, then the server revoked the session.
 | same 10,000 requests on a valid session | {valid:.1f} ms |
 | one login round trip | {rtt:.3f} ms |
 | budget: 3 x login + valid | {budget:.1f} ms |
+| storm / valid | {storm / valid:.2f} |
+| requests the server received in a storm (most of any round) | {loop['storm_most_sends']:.0f} (at most 2 x 10,000 asserted) |
 
 ## End-to-end throughput (`cargo bench --bench loopback`)
 
