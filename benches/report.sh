@@ -65,7 +65,7 @@ fi
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 cores=$(nproc)
-commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches || echo "+changes")
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches ':!benches/notes.md' || echo "+changes")
 
 CASES="$cases" INSTRUCTIONS="$instructions" LOOPBACK="$loopback" CPU="$cpu" CORES="$cores" \
 COMMIT="$commit" python3 - <<'PY'
@@ -104,7 +104,8 @@ for case in cases:
     )
 
 def ratio(a, b):
-    return a / b if b > 0 else None
+    # A negative overhead is noise, not a speed-up: no ratio then.
+    return a / b if a >= 0 and b > 0 else None
 
 th = over("tower_http")
 app_r, basic_r = ratio(over("app"), th), ratio(over("basic"), th)
@@ -209,8 +210,8 @@ exactly, while a wall-clock overhead of 100-300 ns moves by more than itself
 between runs on this machine (the same build has given `tower_http`
 overheads from -33 ns to 160 ns, and end-to-end ratios from 0.85 to 1.10).
 Without callgrind the end-to-end verdict needs both the throughput ratio and
-the CPU ratio to hold in the same run. A wall-clock ratio is `n/a` when the
-overhead it divides by came out at or below zero.
+the CPU ratio to hold in the same run. A wall-clock ratio is `n/a` when an
+overhead in it came out below zero (or zero, as the divisor).
 """
 notes = open("benches/notes.md").read() if os.path.exists("benches/notes.md") else ""
 with open("BENCHMARKS.md", "w") as f:
