@@ -208,7 +208,7 @@ ratio {i_e2e:.3f} (tower-http / ours).
 Verdicts use the instruction counts when callgrind ran: they repeat
 exactly, while a wall-clock overhead of 100-300 ns moves by more than itself
 between runs on this machine (the same build has given `tower_http`
-overheads from -33 ns to 160 ns, and end-to-end ratios from 0.85 to 1.10).
+overheads from -33 ns to 190 ns, and end-to-end ratios from 0.85 to 1.10).
 Without callgrind the end-to-end verdict needs both the throughput ratio and
 the CPU ratio to hold in the same run. A wall-clock ratio is `n/a` when an
 overhead in it came out below zero (or zero, as the divisor).
