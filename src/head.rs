@@ -25,8 +25,12 @@ use crate::source::Credential;
 /// Heads kept per thread for reuse; more are allocated and freed as needed.
 const POOL_SIZE: usize = 64;
 
-/// A head whose buffers grew past this (huge headers) is freed, not pooled.
-const MAX_POOLED_BYTES: usize = 16 * 1024;
+/// A head whose buffer grew past this (unusually large headers) is freed,
+/// not pooled: a thread's pool then holds at most 64 x 4 KiB of bytes.
+const MAX_POOLED_BYTES: usize = 4 * 1024;
+
+/// Likewise for the list of headers (24 bytes each).
+const MAX_POOLED_SLOTS: usize = 128;
 
 thread_local! {
     // Boxed: a head moves between the pool and a response future as one
@@ -210,7 +214,7 @@ impl Drop for KeptHead {
             return;
         };
         head.clear();
-        if head.bytes.capacity() > MAX_POOLED_BYTES {
+        if head.bytes.capacity() > MAX_POOLED_BYTES || head.headers.capacity() > MAX_POOLED_SLOTS {
             return;
         }
         // During thread teardown the pool may be gone: the head is freed.
@@ -307,6 +311,24 @@ mod tests {
         assert_eq!(rebuilt.uri(), "/b");
         assert!(rebuilt.headers().get("x-first").is_none());
         assert_eq!(rebuilt.headers().len(), 1);
+    }
+
+    #[test]
+    fn a_head_with_large_headers_is_freed_not_pooled() {
+        let large = "x".repeat(2 * MAX_POOLED_BYTES);
+        let head = parts(
+            Request::get("https://api.infobip.com/")
+                .header("x-large", large.as_str())
+                .body(())
+                .unwrap(),
+        );
+        drop(KeptHead::keep(&head, credential()));
+        POOL.with(|pool| {
+            let pool = pool.borrow();
+            assert!(pool
+                .iter()
+                .all(|head| head.bytes.capacity() <= MAX_POOLED_BYTES));
+        });
     }
 
     #[test]
