@@ -417,6 +417,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn recording_reports_end_and_size_as_it_is_read() {
+        let (mut first, _replay) = ReplayBody::recorded(chunks(&[b"ab", b"cd"]), 1024);
+        assert!(!first.is_end_stream());
+        assert_eq!(read_n(&mut first, 2).await, b"abcd");
+        // The stream body only knows it has ended once polled past the end.
+        assert!(first.frame().await.is_none());
+        assert!(first.is_end_stream());
+        assert_eq!(first.size_hint().exact(), Some(0));
+
+        let (mut first, _replay) =
+            ReplayBody::recorded(Full::new(Bytes::from_static(b"abcdef")), 1024);
+        assert!(!first.is_end_stream());
+        assert_eq!(first.size_hint().exact(), Some(6));
+        assert_eq!(read_n(&mut first, 1).await, b"abcdef");
+        assert!(first.is_end_stream());
+        assert_eq!(first.size_hint().exact(), Some(0));
+    }
+
+    #[tokio::test]
     async fn empty_body_is_always_replayable() {
         let (first, replay) = ReplayBody::recorded(http_body_util::Empty::<Bytes>::new(), 0);
         assert!(first.is_end_stream());
