@@ -184,7 +184,6 @@ where
         if !ours {
             return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
         }
-        let replace = self.shared.config.override_existing;
         // A static source hands its value over; a renewing one keeps the
         // credential, to report a 401 against.
         let renews = self.shared.source.can_renew();
@@ -193,12 +192,12 @@ where
         } else {
             (credential.into_header_value(), None)
         };
-        let credential = match stamp(request.headers_mut(), value, replace) {
-            Ok(true) => credential,
-            Ok(false) => None,
+        let replace = self.shared.config.override_existing;
+        let ours_sent = match stamp(request.headers_mut(), value, replace) {
+            Ok(ours_sent) => ours_sent,
             Err(error) => return ResponseFuture::failed(error),
         };
-        let Some(credential) = credential else {
+        let Some(credential) = credential.filter(|_| ours_sent) else {
             return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
         };
         let (parts, body) = request.into_parts();

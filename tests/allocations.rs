@@ -1,6 +1,6 @@
-//! Heap allocations per request on the static path, counted by a global
-//! allocator. The tests run one at a time (a lock), so no other test
-//! allocates while one counts.
+//! Heap allocations per request (static sources, a cached session, a 4 KiB
+//! body), counted by a global allocator. The tests run one at a time (a
+//! lock), so no other test allocates while one counts.
 // A global allocator cannot be written without `unsafe`; the library itself
 // forbids it in `lib.rs`.
 #![allow(unsafe_code)]

@@ -245,15 +245,19 @@ async fn bad_password_fails_every_waiter_and_backoff_limits_logins() {
     );
 }
 
+/// A session that may log in again at once after a failed login (only a
+/// server's `Retry-After` holds it back).
+fn without_backoff(fake: &FakeInfobip) -> Ibsso {
+    common::ibsso_builder(fake)
+        .backoff(Duration::ZERO, Duration::ZERO)
+        .build(hyper_client())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn login_server_error_is_typed_and_a_later_request_logs_in() {
     let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = common::ibsso_builder(&fake)
-        .backoff(Duration::ZERO, Duration::ZERO)
-        .build(client.clone())
-        .unwrap();
-    let service = authed(&fake, source);
+    let service = authed(&fake, without_backoff(&fake));
     fake.fail_next_logins(1, StatusCode::SERVICE_UNAVAILABLE);
     let error = send(&service, sms("{}")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::LoginFailed);
@@ -265,12 +269,7 @@ async fn login_server_error_is_typed_and_a_later_request_logs_in() {
 #[tokio::test]
 async fn throttled_login_honours_retry_after() {
     let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = common::ibsso_builder(&fake)
-        .backoff(Duration::ZERO, Duration::ZERO)
-        .build(client.clone())
-        .unwrap();
-    let service = authed(&fake, source);
+    let service = authed(&fake, without_backoff(&fake));
     fake.fail_next_logins(1, StatusCode::TOO_MANY_REQUESTS);
     let error = send(&service, sms("{}")).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Throttled);

@@ -3,11 +3,12 @@
 use std::future::ready;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use http_body_util::Empty;
-use infobip_auth::{source, ApiKey, AuthError, AuthLayer, BaseUrl, Credential, ReplayBody};
+use infobip_auth::{
+    source, ApiKey, AuthError, AuthLayer, BaseUrl, Credential, CredentialSource, ReplayBody,
+};
 use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
 use tower_test::mock;
 
@@ -45,113 +46,91 @@ async fn poll_ready_is_pending_while_inner_is_not_ready() {
     assert_pending!(service.poll_ready());
 }
 
-#[tokio::test]
-async fn caller_set_authorization_is_preserved_by_default() {
-    let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap());
+/// Sends `req` through `layer` over tower-test's mock and returns what the
+/// inner service received.
+async fn received<C>(layer: AuthLayer<C>, req: Request<Empty<Bytes>>) -> Req
+where
+    C: CredentialSource + Clone,
+{
     let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
     handle.allow(1);
     assert_ready_ok!(service.poll_ready());
+    let response = service.call(req);
+    let (seen, send) = handle.next_request().await.unwrap();
+    send.send_response(Response::new(String::new()));
+    response.await.unwrap();
+    seen
+}
+
+fn with_callers_authorization() -> Request<Empty<Bytes>> {
     let mut req = request();
     req.headers_mut()
         .insert(AUTHORIZATION, "App callers-own".parse().unwrap());
+    req
+}
+
+fn failing_source() -> impl CredentialSource + Clone {
+    source::from_fn(|| {
+        ready(Err::<Credential, _>(AuthError::source_failed(
+            "vault unreachable",
+            None,
+        )))
+    })
+}
+
+#[tokio::test]
+async fn caller_set_authorization_is_preserved_by_default() {
+    let mut req = with_callers_authorization();
     // Even a (malformed) second value is passed on untouched, in order.
     req.headers_mut()
         .append(AUTHORIZATION, "App second".parse().unwrap());
     req.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
-    let response = service.call(req);
-    let (seen, send) = handle.next_request().await.unwrap();
+    let seen = received(AuthLayer::new(base(), ApiKey::new("key").unwrap()), req).await;
     let values: Vec<_> = seen.headers().get_all(AUTHORIZATION).iter().collect();
     assert_eq!(values, ["App callers-own", "App second"]);
     assert_eq!(seen.headers()["content-type"], "application/json");
     assert_eq!(seen.headers().len(), 3);
-    send.send_response(Response::new(String::new()));
-    response.await.unwrap();
-}
-
-/// `poll_ready` does not ready the inner service when the source failed, so
-/// the next request fails, whether it carries its own `Authorization` or
-/// goes to another origin (tower-test's mock panics if called unready).
-#[tokio::test]
-async fn failed_source_fails_the_next_request_whatever_it_is_unsent() {
-    let failing = source::from_fn(|| {
-        ready(Err::<Credential, _>(AuthError::source_failed(
-            "vault unreachable",
-            None,
-        )))
-    });
-    let layer = AuthLayer::new(base(), failing);
-    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
-    handle.allow(2);
-
-    let mut own_header = request();
-    own_header
-        .headers_mut()
-        .insert(AUTHORIZATION, "App callers-own".parse().unwrap());
-    let elsewhere = Request::get("https://example.com/status")
-        .body(Empty::new())
-        .unwrap();
-    for req in [own_header, elsewhere] {
-        assert_ready_ok!(service.poll_ready());
-        let error = service.call(req).await.unwrap_err();
-        assert!(error.to_string().contains("vault unreachable"), "{error}");
-    }
-    assert!(
-        handle.next_request().now_or_never().is_none(),
-        "nothing sent"
-    );
 }
 
 #[tokio::test]
 async fn override_existing_replaces_caller_header() {
     let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap()).override_existing(true);
-    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
-    handle.allow(1);
-    assert_ready_ok!(service.poll_ready());
-    let mut req = request();
-    req.headers_mut()
-        .insert(AUTHORIZATION, "App callers-own".parse().unwrap());
-    let response = service.call(req);
-    let (seen, send) = handle.next_request().await.unwrap();
+    let seen = received(layer, with_callers_authorization()).await;
     assert_eq!(seen.headers()[AUTHORIZATION], "App key");
     assert_eq!(seen.headers().get_all(AUTHORIZATION).iter().count(), 1);
-    send.send_response(Response::new(String::new()));
-    response.await.unwrap();
 }
 
 #[tokio::test]
 async fn path_only_request_is_resolved_against_base_url() {
-    let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap());
-    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
-    handle.allow(1);
-    assert_ready_ok!(service.poll_ready());
     let req = Request::get("/sms/1/reports?limit=5")
         .body(Empty::new())
         .unwrap();
-    let response = service.call(req);
-    let (seen, send) = handle.next_request().await.unwrap();
+    let seen = received(AuthLayer::new(base(), ApiKey::new("key").unwrap()), req).await;
     assert_eq!(seen.uri(), "https://api.infobip.com/sms/1/reports?limit=5");
     assert_eq!(seen.headers()[AUTHORIZATION], "App key");
-    send.send_response(Response::new(String::new()));
-    response.await.unwrap();
 }
 
+/// `poll_ready` stays ready when the source fails (so a Buffer or balancer
+/// in front does not drop the service) but does not ready the inner one, so
+/// the next request fails unsent, whatever it is: one to be stamped, one
+/// carrying its own `Authorization`, one to another origin (tower-test's
+/// mock panics if called unready).
 #[tokio::test]
-async fn failing_source_fails_the_request_without_sending_it() {
-    let failing = source::from_fn(|| {
-        ready(Err::<Credential, _>(AuthError::source_failed(
-            "vault unreachable",
-            None,
-        )))
-    });
-    let layer = AuthLayer::new(base(), failing);
+async fn failing_source_fails_the_next_request_whatever_it_is_unsent() {
+    let layer = AuthLayer::new(base(), failing_source());
     let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
-    handle.allow(1);
-    // Ready, so that a Buffer or balancer in front does not drop the service.
-    assert_ready_ok!(service.poll_ready());
-    let mut response = task::spawn(service.call(request()));
-    let error = assert_ready_err!(response.poll());
-    assert_eq!(error.kind(), infobip_auth::ErrorKind::Source);
+    handle.allow(3);
+    let elsewhere = Request::get("https://example.com/status")
+        .body(Empty::new())
+        .unwrap();
+    for req in [request(), with_callers_authorization(), elsewhere] {
+        assert_ready_ok!(service.poll_ready());
+        let mut response = task::spawn(service.call(req));
+        let error = assert_ready_err!(response.poll());
+        assert_eq!(error.kind(), infobip_auth::ErrorKind::Source);
+        assert!(error.to_string().contains("vault unreachable"), "{error}");
+    }
     assert_pending!(handle.poll_request());
 }
 

@@ -78,13 +78,7 @@ mod tests {
     use http::Method;
     use std::time::Duration;
 
-    fn answer(status: u16, body: &'static [u8]) -> Answer {
-        Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(body),
-        }
-    }
+    use crate::source::session::transport::test_answer as answer;
 
     #[test]
     fn login_body_is_json_with_escaping() {

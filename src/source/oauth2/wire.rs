@@ -63,13 +63,7 @@ mod tests {
     use http::header::CONTENT_TYPE;
     use http::HeaderMap;
 
-    fn answer(status: u16, body: &'static [u8]) -> Answer {
-        Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(body),
-        }
-    }
+    use crate::source::session::transport::test_answer as answer;
 
     #[test]
     fn request_is_form_encoded_with_credentials_in_the_body() {

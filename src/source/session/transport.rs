@@ -19,6 +19,16 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
+/// An answer with no headers, for the wire formats' unit tests.
+#[cfg(test)]
+pub(crate) fn test_answer(status: u16, body: &'static [u8]) -> Answer {
+    Answer {
+        status: StatusCode::from_u16(status).unwrap(),
+        headers: HeaderMap::new(),
+        body: Bytes::from_static(body),
+    }
+}
+
 pub(crate) trait Transport: Send + Sync {
     fn send(
         &self,
