@@ -132,6 +132,7 @@ where
     S::Error: Into<BoxError>,
     C: CredentialSource,
     B: Body,
+    B::Error: Into<BoxError>,
     RB: Body,
 {
     type Response = Response<RB>;
