@@ -133,8 +133,11 @@ where
                     })))
                 }
                 StateProj::First { future, retry } => {
-                    let mut response = ready!(future.poll(cx)).map_err(AuthError::inner)?;
-                    if retry.is_none() || response.status() != StatusCode::UNAUTHORIZED {
+                    let mut response = match ready!(future.poll(cx)) {
+                        Ok(response) => response,
+                        Err(error) => return Poll::Ready(Err(AuthError::inner(error))),
+                    };
+                    if response.status() != StatusCode::UNAUTHORIZED {
                         return Poll::Ready(Ok(response));
                     }
                     let Some(retry) = retry.take() else {

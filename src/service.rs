@@ -140,17 +140,30 @@ where
     type Future = ResponseFuture<S, C, B, RB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        loop {
-            match &mut self.pending {
-                Pending::Idle => self.pending = Pending::Resolving(self.shared.source.credential()),
-                Pending::Resolving(future) => {
-                    let resolved = std::task::ready!(Pin::new(future).poll(cx));
-                    self.pending = Pending::Resolved(resolved);
-                }
-                // The error is reported by `call`, for this request only.
-                Pending::Resolved(Err(_)) => return Poll::Ready(Ok(())),
-                Pending::Resolved(Ok(_)) => break,
+        let resolved = match &mut self.pending {
+            Pending::Resolved(resolved) => resolved.is_ok(),
+            Pending::Idle => {
+                // Most sources answer at once: their future never needs
+                // to be stored.
+                let mut future = self.shared.source.credential();
+                let Poll::Ready(resolved) = Pin::new(&mut future).poll(cx) else {
+                    self.pending = Pending::Resolving(future);
+                    return Poll::Pending;
+                };
+                let ok = resolved.is_ok();
+                self.pending = Pending::Resolved(resolved);
+                ok
             }
+            Pending::Resolving(future) => {
+                let resolved = std::task::ready!(Pin::new(future).poll(cx));
+                let ok = resolved.is_ok();
+                self.pending = Pending::Resolved(resolved);
+                ok
+            }
+        };
+        if !resolved {
+            // The error is reported by `call`, for this request only.
+            return Poll::Ready(Ok(()));
         }
         self.inner.poll_ready(cx).map_err(AuthError::inner)
     }
