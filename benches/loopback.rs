@@ -251,10 +251,13 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(7);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // `LOOPBACK_RUNTIME=current_thread` runs client and server on one
+    // thread: no work stealing, so instruction counts repeat more closely.
+    let mut builder = match std::env::var("LOOPBACK_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder.enable_all().build().unwrap();
     runtime.block_on(async {
         storm(rounds).await;
         throughput(rounds).await;
