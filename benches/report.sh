@@ -43,9 +43,10 @@ fi
 echo "== loopback: storm and throughput" >&2
 loopback=$(LOOPBACK_ROUNDS=$rounds cargo bench --bench loopback 2>/dev/null | grep -v '^storm_logins')
 
-# Instructions per end-to-end request (client and server, one process), for
-# each side: one measured round of 10,000 requests minus the warm-up both
-# share. Several minutes under valgrind; LOOPBACK_CALLGRIND=0 skips it.
+# Instructions per end-to-end request (client and server, one process, one
+# thread so that the counts repeat), for each side: one measured round of
+# 10,000 requests minus the warm-up both share. A few minutes under
+# valgrind; LOOPBACK_CALLGRIND=0 skips it.
 if command -v valgrind >/dev/null && [[ "${LOOPBACK_CALLGRIND:-1}" != 0 ]]; then
   echo "== loopback: instruction counts (callgrind)" >&2
   lbin=$(cargo bench --bench loopback --no-run --message-format=json 2>/dev/null \
@@ -56,7 +57,7 @@ for line in sys.stdin:
         print(m["executable"])')
   declare -A e2e
   for side in warmup ibsso tower_http; do
-    e2e[$side]=$(LOOPBACK_SKIP_STORM=1 LOOPBACK_ONLY=$side valgrind --tool=callgrind \
+    e2e[$side]=$(LOOPBACK_RUNTIME=current_thread LOOPBACK_SKIP_STORM=1 LOOPBACK_ONLY=$side valgrind --tool=callgrind \
       --callgrind-out-file=/dev/null "$lbin" --bench 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
   done
   loopback+=$'\n'"instructions_per_request_ibsso $(( (e2e[ibsso] - e2e[warmup]) / 10000 ))"
@@ -188,8 +189,9 @@ the comparison stamps the same `IBSSO` token with tower-http's
 | tower-http, same token | {loop['throughput_tower_http_rps']:.0f} | {loop['cpu_ns_per_request_tower_http'] / 1000:.1f} us |
 | ratio | {tr:.3f} | {loop['cpu_ratio']:.3f} (tower-http CPU / ours) |
 """ + (f"""
-Instructions per request (callgrind; client and server in one process, one
-round of 10,000 requests for each side, minus the warm-up both share): ours
+Instructions per request (callgrind; client and server in one process on a
+one-thread runtime, one round of 10,000 requests for each side, minus the
+warm-up both share): ours
 {loop['instructions_per_request_ibsso']:.0f}, tower-http {loop['instructions_per_request_tower_http']:.0f},
 ratio {i_e2e:.3f} (tower-http / ours).
 """ if i_e2e is not None else "") + f"""
@@ -208,7 +210,9 @@ ratio {i_e2e:.3f} (tower-http / ours).
 Verdicts use the instruction counts when callgrind ran: they repeat
 exactly, while a wall-clock overhead of 100-300 ns moves by more than itself
 between runs on this machine (the same build has given `tower_http`
-overheads from -33 ns to 190 ns, and end-to-end ratios from 0.85 to 1.10).
+overheads from -33 ns to 190 ns, and end-to-end ratios from 0.85 to 1.10),
+while two end-to-end instruction counts of one build agree within about 20
+per request.
 Without callgrind the end-to-end verdict needs both the throughput ratio and
 the CPU ratio to hold in the same run. A wall-clock ratio is `n/a` when an
 overhead in it came out below zero (or zero, as the divisor).
