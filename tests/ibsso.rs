@@ -121,6 +121,26 @@ async fn replays_whole_body_once_when_401_comes_before_body_was_read() {
 }
 
 #[tokio::test]
+async fn replays_an_in_memory_body_whole_when_401_comes_before_it_was_read() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let service = authed(&fake, ibsso(&fake, &client));
+    // `Full` knows its size: it is read when the request is stamped, and
+    // both attempts send the same bytes.
+    let (_, whole) = chunks(48 * 1024, 48 * 1024);
+
+    fake.reject_early(1, 5);
+    let (status, _) = send(&service, sms(whole.clone())).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    let accepted = fake.accepted_requests();
+    assert_eq!(accepted.len(), 1, "processed exactly once");
+    assert_eq!(accepted[0].body, whole, "every byte, once, in order");
+    assert_eq!(fake.rejected(), 1);
+    assert_eq!(fake.logins(), 2, "the 401 renewed the session");
+}
+
+#[tokio::test]
 async fn body_over_the_cap_gets_401_with_marker_and_next_request_renews() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();
