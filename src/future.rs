@@ -15,7 +15,7 @@ use tower::Service;
 
 use crate::error::{AuthError, BoxError};
 use crate::head::KeptHead;
-use crate::replay::{ReplayBody, ReplayHandle, ReplaySkipped};
+use crate::replay::{RecordBodies, ReplayMode, ReplaySkipped};
 use crate::service::Shared;
 use crate::source::{Credential, CredentialSource};
 
@@ -24,10 +24,11 @@ use crate::source::{Credential, CredentialSource};
 /// are one shared reference, the head (with the credential it was stamped
 /// with) a pooled buffer (see [`KeptHead`]), so a request that may be
 /// replayed allocates nothing for it.
-pub(crate) struct Retry<S, C, B> {
+pub(crate) struct Retry<S, C, K> {
     shared: Arc<Shared<S, C>>,
     head: KeptHead,
-    body: Option<ReplayHandle<B>>,
+    /// The body for a replay, in the form the inner service receives.
+    body: Option<K>,
 }
 
 /// The service a replay goes through, with its new credential. Made only
@@ -37,12 +38,12 @@ struct Replay<S> {
     credential: Credential,
 }
 
-impl<S, C, B> Retry<S, C, B> {
+impl<S, C, K> Retry<S, C, K> {
     pub(crate) fn new(
         shared: Arc<Shared<S, C>>,
         stamped: Credential,
         parts: &Parts,
-        body: Option<ReplayHandle<B>>,
+        body: Option<K>,
     ) -> Self {
         Self {
             shared,
@@ -51,11 +52,11 @@ impl<S, C, B> Retry<S, C, B> {
         }
     }
 
-    fn into_request(self, credential: &Credential) -> Result<Request<ReplayBody<B>>, AuthError> {
+    fn into_request(self, credential: &Credential) -> Result<Request<K>, AuthError> {
         let Some(body) = self.body else {
             unreachable!("a replay has its body")
         };
-        self.head.rebuild(body.into_body(), credential)
+        self.head.rebuild(body, credential)
     }
 }
 
@@ -65,39 +66,43 @@ impl<S, C, B> Retry<S, C, B> {
 const DRAIN_LIMIT: usize = 64 * 1024;
 
 pin_project! {
-    /// The response future of [`AuthService`](crate::AuthService); `RB` is
-    /// the inner service's response body.
-    pub struct ResponseFuture<S, C, B, RB>
+    /// The response future of [`AuthService`](crate::AuthService); `B` is
+    /// the caller's request body, `RB` the inner service's response body,
+    /// `M` the [`ReplayMode`].
+    pub struct ResponseFuture<S, C, B, RB, M = RecordBodies>
     where
-        S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+        M: ReplayMode<B>,
+        S: Service<Request<M::Body>, Response = Response<RB>>,
         C: CredentialSource,
     {
         #[pin]
-        state: State<S, C, B, RB>,
+        state: State<S, C, B, RB, M>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, C, B, RB>
+    enum State<S, C, B, RB, M>
     where
-        S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+        M: ReplayMode<B>,
+        S: Service<Request<M::Body>, Response = Response<RB>>,
         C: CredentialSource,
     {
         Failed { error: Option<AuthError> },
-        First { #[pin] future: S::Future, retry: Option<Retry<S, C, B>> },
+        First { #[pin] future: S::Future, retry: Option<Retry<S, C, M::Body>> },
         // The rare states box what is large, so the future every request
         // carries stays small (it is moved a few times on its way).
-        Draining { body: Pin<Box<RB>>, drained: usize, retry: Option<Retry<S, C, B>> },
-        Renewing { credential: Box<C::Future>, retry: Option<Retry<S, C, B>> },
-        Readying { replay: Box<Replay<S>>, retry: Option<Retry<S, C, B>> },
+        Draining { body: Pin<Box<RB>>, drained: usize, retry: Option<Retry<S, C, M::Body>> },
+        Renewing { credential: Box<C::Future>, retry: Option<Retry<S, C, M::Body>> },
+        Readying { replay: Box<Replay<S>>, retry: Option<Retry<S, C, M::Body>> },
         Replaying { #[pin] future: S::Future },
     }
 }
 
-impl<S, C, B, RB> ResponseFuture<S, C, B, RB>
+impl<S, C, B, RB, M> ResponseFuture<S, C, B, RB, M>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    M: ReplayMode<B>,
+    S: Service<Request<M::Body>, Response = Response<RB>>,
     C: CredentialSource,
 {
     pub(crate) fn failed(error: AuthError) -> Self {
@@ -106,19 +111,19 @@ where
         }
     }
 
-    pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, B>>) -> Self {
+    pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, M::Body>>) -> Self {
         Self {
             state: State::First { future, retry },
         }
     }
 }
 
-impl<S, C, B, RB> Future for ResponseFuture<S, C, B, RB>
+impl<S, C, B, RB, M> Future for ResponseFuture<S, C, B, RB, M>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    M: ReplayMode<B>,
+    S: Service<Request<M::Body>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     C: CredentialSource,
-    B: http_body::Body,
     RB: http_body::Body,
 {
     type Output = Result<Response<RB>, AuthError>;
@@ -147,7 +152,7 @@ where
                     if let Some(stamped) = retry.head.stamped() {
                         source.on_unauthorized(stamped);
                     }
-                    let replayed = retry.body.as_ref().is_some_and(ReplayHandle::start_replay);
+                    let replayed = retry.body.as_ref().is_some_and(M::start_replay);
                     source.on_replay(replayed);
                     if !replayed {
                         response
@@ -222,9 +227,10 @@ where
     }
 }
 
-impl<S, C, B, RB> fmt::Debug for ResponseFuture<S, C, B, RB>
+impl<S, C, B, RB, M> fmt::Debug for ResponseFuture<S, C, B, RB, M>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    M: ReplayMode<B>,
+    S: Service<Request<M::Body>, Response = Response<RB>>,
     C: CredentialSource,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

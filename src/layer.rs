@@ -1,11 +1,12 @@
 //! [`AuthLayer`]: configuration for [`AuthService`].
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use tower::Layer;
 
 use crate::base_url::BaseUrl;
-use crate::replay::DEFAULT_REPLAY_LIMIT;
+use crate::replay::{CloneBodies, RecordBodies, DEFAULT_REPLAY_LIMIT};
 use crate::service::AuthService;
 use crate::source::CredentialSource;
 
@@ -59,15 +60,17 @@ pub(crate) struct Config {
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct AuthLayer<C> {
+pub struct AuthLayer<C, M = RecordBodies> {
     source: C,
     config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
 }
 
 impl<C> AuthLayer<C> {
     /// Stamps credentials from `source` on requests to `base_url`.
     pub fn new(base_url: BaseUrl, source: C) -> Self {
         Self {
+            mode: PhantomData,
             source,
             config: Arc::new(Config {
                 base_url,
@@ -76,7 +79,9 @@ impl<C> AuthLayer<C> {
             }),
         }
     }
+}
 
+impl<C, M> AuthLayer<C, M> {
     /// Replace an `Authorization` header the caller set (default: keep it,
     /// and leave such requests alone).
     pub fn override_existing(mut self, yes: bool) -> Self {
@@ -92,18 +97,54 @@ impl<C> AuthLayer<C> {
         self
     }
 
+    /// Hands the inner service the caller's body type `B` itself and, for a
+    /// replay, a clone of the body made when the request is stamped; every
+    /// request body must then be `Clone` (see [`CloneBodies`]).
+    ///
+    /// The default ([`RecordBodies`]) works for any body, and the inner
+    /// service receives [`ReplayBody<B>`](crate::ReplayBody). For bodies such
+    /// as `Full<Bytes>`, whose clone is a reference count, this mode costs
+    /// less per request, and a hyper-util client keeps its own body type:
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    /// use hyper_util::rt::TokioExecutor;
+    /// use infobip_auth::{AuthLayer, BaseUrl, Ibsso};
+    /// use tower::Layer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), infobip_auth::AuthError> {
+    /// let base = BaseUrl::new("https://xyz.api.infobip.com")?;
+    /// let client: Client<HttpConnector, Full<Bytes>> =
+    ///     Client::builder(TokioExecutor::new()).build_http();
+    /// let source = Ibsso::builder(base.clone(), "user", "password").build(client.clone())?;
+    /// let infobip = AuthLayer::new(base, source).clone_bodies().layer(client);
+    /// # let _ = infobip;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn clone_bodies(self) -> AuthLayer<C, CloneBodies> {
+        AuthLayer {
+            source: self.source,
+            config: self.config,
+            mode: PhantomData,
+        }
+    }
+
     /// The source this layer stamps from.
     pub fn source(&self) -> &C {
         &self.source
     }
 }
 
-impl<S, C> Layer<S> for AuthLayer<C>
+impl<S, C, M> Layer<S> for AuthLayer<C, M>
 where
     S: Clone,
     C: CredentialSource + Clone,
 {
-    type Service = AuthService<S, C>;
+    type Service = AuthService<S, C, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthService::from_parts(inner, self.source.clone(), (*self.config).clone())

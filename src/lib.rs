@@ -90,7 +90,9 @@ pub use base_url::BaseUrl;
 pub use error::{AuthError, BoxError, ErrorKind};
 pub use future::ResponseFuture;
 pub use layer::AuthLayer;
-pub use replay::{ReplayBody, ReplaySkipped, DEFAULT_REPLAY_LIMIT};
+pub use replay::{
+    CloneBodies, RecordBodies, ReplayBody, ReplayMode, ReplaySkipped, DEFAULT_REPLAY_LIMIT,
+};
 pub use service::AuthService;
 pub use source::{
     ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder, OAuth2,

@@ -225,10 +225,15 @@ impl<B> ReplayHandle<B> {
     /// Claims the body for the replay. Returns `false` if more than the cap
     /// was read, so the request cannot be sent again whole. After this a
     /// recorded first attempt's body yields an error if it is polled again.
+    #[cfg(test)]
     pub(crate) fn start_replay(&self) -> bool {
         let Self::Shared(shared) = self else {
             return true;
         };
+        Self::start_shared(shared)
+    }
+
+    fn start_shared(shared: &Mutex<Shared<B>>) -> bool {
         let mut shared = lock(shared);
         if shared.overflowed {
             return false;
@@ -250,6 +255,115 @@ impl<B> ReplayHandle<B> {
             Self::Shared(shared) => Kind::Replaying { shared, next: 0 },
         };
         ReplayBody { kind }
+    }
+}
+
+impl<B> ReplayBody<B> {
+    /// For the body of a replay: claims what was kept (see
+    /// [`ReplayHandle::start_replay`]). A body of any other kind cannot be
+    /// replayed.
+    fn start_replay(&self) -> bool {
+        match &self.kind {
+            Kind::Empty | Kind::Buffered { .. } => true,
+            Kind::Replaying { shared, .. } => ReplayHandle::start_shared(shared),
+            Kind::Plain { .. } | Kind::Recording { .. } => false,
+        }
+    }
+}
+
+/// How a request body is kept so that the request can be replayed after a
+/// 401, and so which body type the inner service receives. Chosen on the
+/// layer: [`RecordBodies`] (the default) or [`CloneBodies`]
+/// ([`AuthLayer::clone_bodies`](crate::AuthLayer::clone_bodies)).
+///
+/// This trait is sealed: only those two implement it.
+pub trait ReplayMode<B>: sealed::Sealed {
+    /// The body type the inner service receives.
+    type Body;
+
+    #[doc(hidden)]
+    fn pass(body: B) -> Self::Body;
+
+    #[doc(hidden)]
+    fn keep(body: B, cap: usize) -> (Self::Body, Option<Self::Body>);
+
+    #[doc(hidden)]
+    fn start_replay(kept: &Self::Body) -> bool;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::RecordBodies {}
+    impl Sealed for super::CloneBodies {}
+}
+
+/// The default [`ReplayMode`]: the inner service receives
+/// [`ReplayBody<B>`](ReplayBody), which works for any body. A body already in
+/// memory (an exact size within the replay limit, such as `Full`) is read
+/// when the request is stamped and shared by both attempts; any other is kept
+/// as it streams, up to the replay limit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordBodies;
+
+/// A [`ReplayMode`] for bodies that are `Clone` (such as `Full<Bytes>`): the
+/// inner service receives the caller's body type `B` itself, and a replay
+/// sends a clone of the body, made when the request is stamped.
+///
+/// This is the cheaper mode: nothing wraps the body, so a client keeps its
+/// own body type (`Client<_, Full<Bytes>>`). The clone should be cheap,
+/// which it is for bodies over [`Bytes`] (a reference count). A body whose
+/// size hint says it is over the replay limit is not cloned and not
+/// replayed, as in the default mode. Bodies that are not `Clone` (streams,
+/// hyper's `Incoming`, `BoxBody`) need the default mode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloneBodies;
+
+impl<B> ReplayMode<B> for RecordBodies
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Body = ReplayBody<B>;
+
+    #[inline]
+    fn pass(body: B) -> ReplayBody<B> {
+        ReplayBody::new(body)
+    }
+
+    #[inline]
+    fn keep(body: B, cap: usize) -> (ReplayBody<B>, Option<ReplayBody<B>>) {
+        let (first, replay) = ReplayBody::recorded(body, cap);
+        (first, replay.map(ReplayHandle::into_body))
+    }
+
+    #[inline]
+    fn start_replay(kept: &ReplayBody<B>) -> bool {
+        kept.start_replay()
+    }
+}
+
+impl<B> ReplayMode<B> for CloneBodies
+where
+    B: Body + Clone,
+{
+    type Body = B;
+
+    #[inline]
+    fn pass(body: B) -> B {
+        body
+    }
+
+    #[inline]
+    fn keep(body: B, cap: usize) -> (B, Option<B>) {
+        if body.size_hint().lower() > cap as u64 {
+            return (body, None);
+        }
+        (body.clone(), Some(body))
+    }
+
+    #[inline]
+    fn start_replay(_: &B) -> bool {
+        true
     }
 }
 

@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::mem;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,7 @@ use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::future::{ResponseFuture, Retry};
 use crate::layer::Config;
-use crate::replay::ReplayBody;
+use crate::replay::{RecordBodies, ReplayMode};
 use crate::source::{Credential, CredentialSource};
 
 enum Pending<F> {
@@ -42,11 +43,16 @@ enum Pending<F> {
 /// Stamps `Authorization` on requests to one origin; see
 /// [`AuthLayer`](crate::AuthLayer) for the behaviour.
 ///
+/// `M`, the [`ReplayMode`], decides which body type the inner service
+/// receives: [`ReplayBody<B>`](crate::ReplayBody) by default, the caller's
+/// `B` with [`CloneBodies`](crate::CloneBodies).
+///
 /// Cloning gives a service that is not ready yet, as tower expects.
-pub struct AuthService<S, C: CredentialSource> {
+pub struct AuthService<S, C: CredentialSource, M = RecordBodies> {
     inner: S,
     shared: Arc<Shared<S, C>>,
     pending: Pending<C::Future>,
+    mode: PhantomData<fn() -> M>,
 }
 
 /// What the clones of one service, and the requests they may replay,
@@ -69,7 +75,9 @@ impl<S, C: CredentialSource> AuthService<S, C> {
     {
         tower::Layer::layer(&crate::AuthLayer::new(base_url, source), inner)
     }
+}
 
+impl<S, C: CredentialSource, M> AuthService<S, C, M> {
     pub(crate) fn from_parts(inner: S, source: C, config: Config) -> Self
     where
         S: Clone,
@@ -82,6 +90,7 @@ impl<S, C: CredentialSource> AuthService<S, C> {
             }),
             inner,
             pending: Pending::Idle,
+            mode: PhantomData,
         }
     }
 
@@ -106,17 +115,18 @@ impl<S, C: CredentialSource> AuthService<S, C> {
     }
 }
 
-impl<S: Clone, C: CredentialSource> Clone for AuthService<S, C> {
+impl<S: Clone, C: CredentialSource, M> Clone for AuthService<S, C, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
             pending: Pending::Idle,
+            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, C: CredentialSource + fmt::Debug> fmt::Debug for AuthService<S, C> {
+impl<S: fmt::Debug, C: CredentialSource + fmt::Debug, M> fmt::Debug for AuthService<S, C, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
@@ -126,18 +136,18 @@ impl<S: fmt::Debug, C: CredentialSource + fmt::Debug> fmt::Debug for AuthService
     }
 }
 
-impl<S, C, B, RB> Service<Request<B>> for AuthService<S, C>
+impl<S, C, M, B, RB> Service<Request<B>> for AuthService<S, C, M>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    M: ReplayMode<B>,
+    S: Service<Request<M::Body>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     C: CredentialSource,
     B: Body,
-    B::Error: Into<BoxError>,
     RB: Body,
 {
     type Response = Response<RB>;
     type Error = AuthError;
-    type Future = ResponseFuture<S, C, B, RB>;
+    type Future = ResponseFuture<S, C, B, RB, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let resolved = match &mut self.pending {
@@ -183,7 +193,7 @@ where
             }
         };
         // The request is changed in place and moved once, into its
-        // `ReplayBody` form: this is the per-request hot path.
+        // replayable form: this is the per-request hot path.
         let ours = if request.uri().scheme().is_none() && request.uri().authority().is_none() {
             // Moved, not cloned: cloning a parsed path allocates.
             let path = mem::take(request.uri_mut())
@@ -196,7 +206,7 @@ where
             self.shared.config.base_url.matches(request.uri())
         };
         if !ours {
-            return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
+            return ResponseFuture::first(self.inner.call(request.map(M::pass)), None);
         }
         // A static source hands its value over; a renewing one keeps the
         // credential, to report a 401 against.
@@ -212,10 +222,10 @@ where
             Err(error) => return ResponseFuture::failed(error),
         };
         let Some(credential) = credential.filter(|_| ours_sent) else {
-            return ResponseFuture::first(self.inner.call(request.map(ReplayBody::new)), None);
+            return ResponseFuture::first(self.inner.call(request.map(M::pass)), None);
         };
         let (parts, body) = request.into_parts();
-        let (first, replay) = ReplayBody::recorded(body, self.shared.config.replay_limit);
+        let (first, replay) = M::keep(body, self.shared.config.replay_limit);
         let retry = Retry::new(self.shared.clone(), credential, &parts, replay);
         let request = Request::from_parts(parts, first);
         ResponseFuture::first(self.inner.call(request), Some(retry))

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    authed, hyper_client, hyper_client_for, ibsso, send, sms, streaming, HyperClient, StreamingBody,
+    authed, hyper_client, hyper_client_for, ibsso, ibsso_builder, send, sms, streaming,
+    HyperClient, StreamingBody,
 };
 use futures_util::future::join_all;
 use http::{Request, StatusCode};
 use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{
-    AuthLayer, CredentialSource, ErrorKind, Ibsso, ReplaySkipped, DEFAULT_REPLAY_LIMIT,
+    AuthLayer, AuthService, CloneBodies, CredentialSource, ErrorKind, Ibsso, ReplaySkipped,
+    DEFAULT_REPLAY_LIMIT,
 };
 use tokio::sync::Barrier;
 use tower::{Layer, Service, ServiceExt};
@@ -138,6 +140,67 @@ async fn replays_an_in_memory_body_whole_when_401_comes_before_it_was_read() {
     assert_eq!(accepted[0].body, whole, "every byte, once, in order");
     assert_eq!(fake.rejected(), 1);
     assert_eq!(fake.logins(), 2, "the 401 renewed the session");
+}
+
+/// A client that takes the caller's `Full` body as it is: with
+/// `clone_bodies`, nothing wraps it.
+type PlainClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<Bytes>,
+>;
+
+fn cloning_service(
+    fake: &FakeInfobip,
+    limit: usize,
+) -> (AuthService<PlainClient, Ibsso, CloneBodies>, Ibsso) {
+    let client: PlainClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let source = ibsso_builder(fake).build(client.clone()).unwrap();
+    let service = AuthLayer::new(fake.base_url(), source.clone())
+        .replay_limit(limit)
+        .clone_bodies()
+        .layer(client);
+    (service, source)
+}
+
+#[tokio::test]
+async fn cloned_body_is_replayed_whole_after_the_session_is_revoked() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let (service, source) = cloning_service(&fake, DEFAULT_REPLAY_LIMIT);
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+
+    fake.revoke_sessions();
+    let (_, whole) = chunks(48 * 1024, 48 * 1024);
+    let (status, _) = send(&service, sms(whole.clone())).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    let accepted = fake.accepted_requests();
+    assert_eq!(accepted.len(), 2, "the warm-up and the replay");
+    assert_eq!(accepted[1].body, whole, "every byte, once, in order");
+    assert_eq!(fake.rejected(), 1);
+    assert_eq!(fake.logins(), 2, "the 401 renewed the session");
+    assert_eq!(source.stats().replays, 1);
+}
+
+#[tokio::test]
+async fn cloned_body_over_the_limit_gets_401_with_marker() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let (service, _) = cloning_service(&fake, 1024);
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+
+    fake.revoke_sessions();
+    let response = service
+        .clone()
+        .oneshot(sms(vec![b'x'; 2048]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.extensions().get::<ReplaySkipped>(),
+        Some(&ReplaySkipped::BodyOverLimit)
+    );
+    assert_eq!(fake.accepted(), 1, "only the warm-up");
 }
 
 #[tokio::test]
