@@ -5,13 +5,14 @@
 //!   connection); time to completion and logins (must be 1), beside a single
 //!   login round trip and the same 10,000 requests on a valid session.
 //! - `throughput`: requests/second at concurrency 64 through a hyper-util
-//!   client (HTTP/1.1 pool), `AuthLayer` + `Ibsso` against tower-http
-//!   stamping the same valid token, rounds interleaved.
+//!   client (HTTP/1.1 pool), `AuthLayer` + `Ibsso` (in its default mode, and
+//!   with `clone_bodies`) against tower-http stamping the same valid token,
+//!   rounds interleaved.
 //!
 //! Prints `key value` lines that `benches/report.sh` reads. Medians over
 //! `LOOPBACK_ROUNDS` rounds (default 7). `LOOPBACK_SKIP_STORM=1` skips the
-//! storm; `LOOPBACK_ONLY=ibsso|tower_http|warmup` runs one measured round
-//! of one side (or none) after the warm-up, for callgrind.
+//! storm; `LOOPBACK_ONLY=ibsso|ibsso_cloned|tower_http|warmup` runs one
+//! measured round of one stack (or none) after the warm-up, for callgrind.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,57 +189,65 @@ async fn throughput(rounds: usize) {
     let plain: PlainClient = Client::builder(TokioExecutor::new()).build(connector());
     let source = session(&fake, &client);
     let token = source.credential().await.unwrap().header_value().clone();
-    let ours = AuthLayer::new(fake.base_url(), source).layer(client);
+    let ours = AuthLayer::new(fake.base_url(), source.clone()).layer(client);
+    // The same session, with the caller's `Full` body handed on as it is and
+    // cloned for a replay.
+    let cloned = AuthLayer::new(fake.base_url(), source)
+        .clone_bodies()
+        .layer(plain.clone());
     // tower-http's AddAuthorization builds only Basic and Bearer values, so
-    // its SetRequestHeader stamps the same IBSSO value. Both get the same
+    // its SetRequestHeader stamps the same IBSSO value. All get the same
     // absolute URI.
     let mut token: HeaderValue = token;
     token.set_sensitive(true);
     let theirs = SetRequestHeaderLayer::overriding(AUTHORIZATION, token).layer(plain);
     let uri = fake.uri("/sms/2/text/advanced");
-    // Warm both pools.
+    // Warm the pools.
     rate(ours.clone(), &uri).await;
+    rate(cloned.clone(), &uri).await;
     rate(theirs.clone(), &uri).await;
-    // One side alone, for an instruction-count profile of it; `warmup`
-    // stops here, giving the cost the two profiles share.
-    match std::env::var("LOOPBACK_ONLY").as_deref() {
-        Ok("warmup") => return,
-        Ok("ibsso") => {
-            let before = fake.connections();
-            rate(ours, &uri).await;
-            println!("connections_opened {}", fake.connections() - before);
-            return;
-        }
-        Ok("tower_http") => {
-            let before = fake.connections();
-            rate(theirs, &uri).await;
-            println!("connections_opened {}", fake.connections() - before);
-            return;
-        }
-        _ => {}
+    // One stack alone, for an instruction-count profile of it; `warmup`
+    // stops here, giving the cost the profiles share.
+    let only = std::env::var("LOOPBACK_ONLY");
+    if let Ok(only) = only.as_deref() {
+        let before = fake.connections();
+        match only {
+            "warmup" => return,
+            "ibsso" => rate(ours, &uri).await,
+            "ibsso_cloned" => rate(cloned, &uri).await,
+            "tower_http" => rate(theirs, &uri).await,
+            other => panic!("unknown LOOPBACK_ONLY={other}"),
+        };
+        println!("connections_opened {}", fake.connections() - before);
+        return;
     }
-    // Alternate which goes first, so neither always runs on a warmer (or
-    // more fragmented) process.
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    // Rotate which goes first, so none always runs on a warmer (or more
+    // fragmented) process.
+    let (mut a, mut c, mut b) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        if round % 2 == 0 {
-            a.push(rate(ours.clone(), &uri).await);
-            b.push(rate(theirs.clone(), &uri).await);
-        } else {
-            b.push(rate(theirs.clone(), &uri).await);
-            a.push(rate(ours.clone(), &uri).await);
+        for turn in 0..3 {
+            match (round + turn) % 3 {
+                0 => a.push(rate(ours.clone(), &uri).await),
+                1 => c.push(rate(cloned.clone(), &uri).await),
+                _ => b.push(rate(theirs.clone(), &uri).await),
+            }
         }
     }
-    let (a_rps, a_cpu): (Vec<f64>, Vec<f64>) = a.into_iter().unzip();
-    let (b_rps, b_cpu): (Vec<f64>, Vec<f64>) = b.into_iter().unzip();
-    let (a, b) = (median(a_rps), median(b_rps));
-    let (a_cpu, b_cpu) = (median(a_cpu), median(b_cpu));
+    let split = |v: Vec<(f64, f64)>| -> (f64, f64) {
+        let (rps, cpu): (Vec<f64>, Vec<f64>) = v.into_iter().unzip();
+        (median(rps), median(cpu))
+    };
+    let ((a, a_cpu), (c, c_cpu), (b, b_cpu)) = (split(a), split(c), split(b));
     println!("throughput_ibsso_rps {a:.0}");
+    println!("throughput_ibsso_cloned_rps {c:.0}");
     println!("throughput_tower_http_rps {b:.0}");
     println!("throughput_ratio {:.3}", a / b);
+    println!("throughput_ratio_cloned {:.3}", c / b);
     println!("cpu_ns_per_request_ibsso {a_cpu:.0}");
+    println!("cpu_ns_per_request_ibsso_cloned {c_cpu:.0}");
     println!("cpu_ns_per_request_tower_http {b_cpu:.0}");
     println!("cpu_ratio {:.3}", b_cpu / a_cpu);
+    println!("cpu_ratio_cloned {:.3}", b_cpu / c_cpu);
 }
 
 fn main() {
