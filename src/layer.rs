@@ -29,7 +29,10 @@ pub(crate) struct Config {
 ///   whatever its origin or headers (the inner service was not readied).
 /// - The stamped header value is marked sensitive.
 /// - With a renewing source ([`Ibsso`](crate::Ibsso)), a 401 renews the
-///   credential and the request is replayed once, transparently.
+///   credential and the request is replayed once, transparently. The inner
+///   service receives [`ReplayBody<B>`](crate::ReplayBody), which keeps any
+///   body for that, or with [`clone_bodies`](Self::clone_bodies) the
+///   caller's `B`, cloned for a replay.
 ///
 /// # Example
 ///

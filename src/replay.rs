@@ -50,8 +50,9 @@ const TAKEN_OVER: &str = "request body was handed over to the replayed request";
 
 pin_project! {
     /// The request body [`AuthService`](crate::AuthService) hands to the inner
-    /// service: the caller's body `B`, recorded for a replay where the source
-    /// can renew its credential, passed through untouched otherwise.
+    /// service in the default [`ReplayMode`] ([`RecordBodies`]): the caller's
+    /// body `B`, kept for a replay where the source can renew its credential,
+    /// passed through untouched otherwise.
     ///
     /// It yields [`Bytes`] chunks and boxed errors, which hyper and
     /// hyper-util clients accept as they are.
