@@ -83,6 +83,17 @@ async fn late_401_for_an_old_generation_does_not_log_in_again() {
     assert_eq!(source.credential().await.unwrap(), fresh);
 }
 
+/// After one request was answered 401 and replayed: the server processed
+/// `whole` exactly once (after `before` earlier requests), with one
+/// renewal.
+fn assert_replayed_once(fake: &FakeInfobip, whole: &Bytes, before: usize) {
+    let accepted = fake.accepted_requests();
+    assert_eq!(accepted.len(), before + 1, "processed exactly once");
+    assert_eq!(accepted[before].body, whole, "every byte, once, in order");
+    assert_eq!(fake.rejected(), 1);
+    assert_eq!(fake.logins(), 2, "the 401 renewed the session");
+}
+
 fn streaming_service(
     fake: &FakeInfobip,
     source: Ibsso,
@@ -115,11 +126,7 @@ async fn replays_whole_body_once_when_401_comes_before_body_was_read() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.extensions().get::<ReplaySkipped>().is_none());
 
-    let accepted = fake.accepted_requests();
-    assert_eq!(accepted.len(), 1, "processed exactly once");
-    assert_eq!(accepted[0].body, whole, "every byte, once, in order");
-    assert_eq!(fake.rejected(), 1);
-    assert_eq!(fake.logins(), 2, "the 401 renewed the session");
+    assert_replayed_once(&fake, &whole, 0);
 }
 
 #[tokio::test]
@@ -135,11 +142,7 @@ async fn replays_an_in_memory_body_whole_when_401_comes_before_it_was_read() {
     let (status, _) = send(&service, sms(whole.clone())).await.unwrap();
     assert_eq!(status, StatusCode::OK);
 
-    let accepted = fake.accepted_requests();
-    assert_eq!(accepted.len(), 1, "processed exactly once");
-    assert_eq!(accepted[0].body, whole, "every byte, once, in order");
-    assert_eq!(fake.rejected(), 1);
-    assert_eq!(fake.logins(), 2, "the 401 renewed the session");
+    assert_replayed_once(&fake, &whole, 0);
 }
 
 /// A client that takes the caller's `Full` body as it is: with
@@ -175,11 +178,7 @@ async fn cloned_body_is_replayed_whole_after_the_session_is_revoked() {
     let (status, _) = send(&service, sms(whole.clone())).await.unwrap();
     assert_eq!(status, StatusCode::OK);
 
-    let accepted = fake.accepted_requests();
-    assert_eq!(accepted.len(), 2, "the warm-up and the replay");
-    assert_eq!(accepted[1].body, whole, "every byte, once, in order");
-    assert_eq!(fake.rejected(), 1);
-    assert_eq!(fake.logins(), 2, "the 401 renewed the session");
+    assert_replayed_once(&fake, &whole, 1);
     assert_eq!(source.stats().replays, 1);
 }
 
