@@ -142,15 +142,16 @@ where
     B::Error: Into<BoxError>,
 {
     /// Splits `body` into the body for the first attempt and, if the request
-    /// may be replayed at all, the handle for the replay.
+    /// may be replayed at all, the body for the replay, which sends nothing
+    /// until [`start_replay`](Self::start_replay) claims it.
     ///
     /// A body whose exact size is known and within the cap (`Full`, the usual
     /// JSON request) is polled once here: if it hands over all its bytes at
     /// once, both attempts send those bytes and nothing is shared between
     /// them. Any other body is recorded as the first attempt streams it.
-    pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<ReplayHandle<B>>) {
+    pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<Self>) {
         if body.is_end_stream() {
-            return (Self::new(body), Some(ReplayHandle::Empty));
+            return (Self::new(body), Some(Self::empty()));
         }
         let hint = body.size_hint();
         if hint.lower() > cap as u64 {
@@ -164,19 +165,16 @@ where
             let mut cx = Context::from_waker(Waker::noop());
             match body.as_mut().poll_frame(&mut cx) {
                 Poll::Pending => {}
-                Poll::Ready(None) => return (Self::buffered(None), Some(ReplayHandle::Empty)),
-                Poll::Ready(Some(Ok(frame))) => {
-                    let frame = frame.map_data(to_bytes);
-                    if frame.is_data() && body.is_end_stream() {
-                        if let Ok(data) = frame.into_data() {
-                            let replay =
-                                (data.len() <= cap).then(|| ReplayHandle::Buffered(data.clone()));
-                            return (Self::buffered(Some(data)), replay);
-                        }
-                    } else {
-                        read_ahead = Some(Ok(frame));
+                Poll::Ready(None) => return (Self::buffered(None), Some(Self::empty())),
+                Poll::Ready(Some(Ok(frame))) => match frame.map_data(to_bytes).into_data() {
+                    Ok(data) if body.is_end_stream() => {
+                        let replay =
+                            (data.len() <= cap).then(|| Self::buffered(Some(data.clone())));
+                        return (Self::buffered(Some(data)), replay);
                     }
-                }
+                    Ok(data) => read_ahead = Some(Ok(Frame::data(data))),
+                    Err(frame) => read_ahead = Some(Ok(frame)),
+                },
                 Poll::Ready(Some(Err(error))) => read_ahead = Some(Err(error.into())),
             }
         }
@@ -201,7 +199,14 @@ where
                 shared: shared.clone(),
             },
         };
-        (first, Some(ReplayHandle::Shared(shared)))
+        let replay = Self {
+            kind: Kind::Replaying { shared, next: 0 },
+        };
+        (first, Some(replay))
+    }
+
+    fn empty() -> Self {
+        Self { kind: Kind::Empty }
     }
 
     fn buffered(data: Option<Bytes>) -> Self {
@@ -211,30 +216,18 @@ where
     }
 }
 
-/// The replay's side of a recorded body: it claims the body after a 401 and
-/// then becomes the replayed request's body.
-pub(crate) enum ReplayHandle<B> {
-    /// The body was empty.
-    Empty,
-    /// The body was read whole when the request was stamped.
-    Buffered(Bytes),
-    /// The body is recorded as the first attempt streams it.
-    Shared(Arc<Mutex<Shared<B>>>),
-}
-
-impl<B> ReplayHandle<B> {
-    /// Claims the body for the replay. Returns `false` if more than the cap
-    /// was read, so the request cannot be sent again whole. After this a
-    /// recorded first attempt's body yields an error if it is polled again.
-    #[cfg(test)]
+impl<B> ReplayBody<B> {
+    /// Claims a replay's body (from [`recorded`](Self::recorded)) for
+    /// sending. Returns `false` if the first attempt read more than the cap,
+    /// so the request cannot be sent again whole; a body of another kind
+    /// cannot be replayed either. After this the first attempt's recorded
+    /// body yields an error if it is polled again.
     pub(crate) fn start_replay(&self) -> bool {
-        let Self::Shared(shared) = self else {
-            return true;
+        let shared = match &self.kind {
+            Kind::Empty | Kind::Buffered { .. } => return true,
+            Kind::Plain { .. } | Kind::Recording { .. } => return false,
+            Kind::Replaying { shared, .. } => shared,
         };
-        Self::start_shared(shared)
-    }
-
-    fn start_shared(shared: &Mutex<Shared<B>>) -> bool {
         let mut shared = lock(shared);
         if shared.overflowed {
             return false;
@@ -246,29 +239,6 @@ impl<B> ReplayHandle<B> {
             shared.read_ahead = None;
         }
         true
-    }
-
-    /// The body of the replayed request: what was kept, then the rest.
-    pub(crate) fn into_body(self) -> ReplayBody<B> {
-        let kind = match self {
-            Self::Empty => Kind::Empty,
-            Self::Buffered(data) => Kind::Buffered { data: Some(data) },
-            Self::Shared(shared) => Kind::Replaying { shared, next: 0 },
-        };
-        ReplayBody { kind }
-    }
-}
-
-impl<B> ReplayBody<B> {
-    /// For the body of a replay: claims what was kept (see
-    /// [`ReplayHandle::start_replay`]). A body of any other kind cannot be
-    /// replayed.
-    fn start_replay(&self) -> bool {
-        match &self.kind {
-            Kind::Empty | Kind::Buffered { .. } => true,
-            Kind::Replaying { shared, .. } => ReplayHandle::start_shared(shared),
-            Kind::Plain { .. } | Kind::Recording { .. } => false,
-        }
     }
 }
 
@@ -333,8 +303,7 @@ where
 
     #[inline]
     fn keep(body: B, cap: usize) -> (ReplayBody<B>, Option<ReplayBody<B>>) {
-        let (first, replay) = ReplayBody::recorded(body, cap);
-        (first, replay.map(ReplayHandle::into_body))
+        ReplayBody::recorded(body, cap)
     }
 
     #[inline]
@@ -590,7 +559,6 @@ mod tests {
         assert_eq!(read_n(&mut first, 1).await, b"ab");
         let replay = replay.unwrap();
         assert!(replay.start_replay());
-        let replay = replay.into_body();
         // The first attempt can no longer read.
         assert!(first.frame().await.unwrap().is_err());
         let all = replay.collect().await.unwrap().to_bytes();
@@ -603,7 +571,6 @@ mod tests {
         assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"abcd");
         let replay = replay.unwrap();
         assert!(replay.start_replay());
-        let replay = replay.into_body();
         assert_eq!(&replay.collect().await.unwrap().to_bytes()[..], b"abcd");
     }
 
@@ -676,11 +643,10 @@ mod tests {
         let (first, replay) = ReplayBody::recorded(Full::new(Bytes::from_static(b"{}")), 1024);
         assert!(matches!(first.kind, Kind::Buffered { .. }), "{first:?}");
         let replay = replay.unwrap();
-        assert!(matches!(replay, ReplayHandle::Buffered(_)));
+        assert!(matches!(replay.kind, Kind::Buffered { .. }), "{replay:?}");
         assert_eq!(first.size_hint().exact(), Some(2));
         assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"{}");
         assert!(replay.start_replay());
-        let replay = replay.into_body();
         assert_eq!(replay.size_hint().exact(), Some(2));
         assert_eq!(&replay.collect().await.unwrap().to_bytes()[..], b"{}");
     }
@@ -690,7 +656,6 @@ mod tests {
         let (_first, replay) = ReplayBody::recorded(Full::new(Bytes::from_static(b"abc")), 3);
         let replay = replay.unwrap();
         assert!(replay.start_replay());
-        let replay = replay.into_body();
         assert_eq!(&replay.collect().await.unwrap().to_bytes()[..], b"abc");
     }
 
@@ -706,7 +671,6 @@ mod tests {
         assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"late");
         let replay = replay.unwrap();
         assert!(replay.start_replay());
-        let replay = replay.into_body();
         assert_eq!(&replay.collect().await.unwrap().to_bytes()[..], b"late");
     }
 
@@ -767,7 +731,7 @@ mod tests {
 
         let replay = replay.unwrap();
         assert!(replay.start_replay());
-        let again = replay.into_body().collect().await.unwrap();
+        let again = replay.collect().await.unwrap();
         assert_eq!(again.trailers(), Some(&trailers));
         assert_eq!(&again.to_bytes()[..], b"abcd");
     }
@@ -777,7 +741,7 @@ mod tests {
         let (_first, replay) = ReplayBody::recorded(Frames::new(&[b"ab", b"cd"], None), 1024);
         let replay = replay.unwrap();
         assert!(replay.start_replay());
-        let again = replay.into_body().collect().await.unwrap().to_bytes();
+        let again = replay.collect().await.unwrap().to_bytes();
         assert_eq!(&again[..], b"abcd");
     }
 
@@ -787,7 +751,6 @@ mod tests {
         assert!(first.is_end_stream());
         let replay = replay.unwrap();
         assert!(replay.start_replay());
-        let replay = replay.into_body();
         assert!(replay.is_end_stream());
         assert_eq!(replay.size_hint().exact(), Some(0));
     }
@@ -805,7 +768,6 @@ mod tests {
         assert_eq!(collected.trailers(), Some(&trailers));
         let replay = replay.unwrap();
         assert!(replay.start_replay());
-        let replay = replay.into_body();
         let again = replay.collect().await.unwrap();
         assert_eq!(again.trailers(), Some(&trailers));
         assert_eq!(&again.to_bytes()[..], b"xy");
@@ -867,7 +829,6 @@ mod tests {
                 return Ok(());
             };
             if replay.start_replay() {
-                let replay = replay.into_body();
                 prop_assert!(seen.len() <= cap, "kept more than the cap");
                 let again = replay.collect().await.unwrap().to_bytes();
                 prop_assert_eq!(&again[..], original, "exact bytes, once");
