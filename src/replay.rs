@@ -399,7 +399,8 @@ where
             Kind::Recording { shared } => lock(shared).rest_is_end(),
             Kind::Replaying { shared, next } => {
                 let shared = lock(shared);
-                *next >= shared.kept.len() && shared.rest_is_end()
+                // Kept trailers are still to be sent by the replay.
+                *next >= shared.kept.len() && shared.rest_is_end() && shared.trailers.is_none()
             }
         }
     }
@@ -483,11 +484,9 @@ where
 }
 
 impl<B: Body> Shared<B> {
-    /// Whether the first attempt has read everything.
+    /// Whether nothing is left of the caller's body (or read ahead of it).
     fn rest_is_end(&self) -> bool {
-        self.read_ahead.is_none()
-            && self.body.as_ref().is_none_or(|b| b.is_end_stream())
-            && self.trailers.is_none()
+        self.read_ahead.is_none() && self.body.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     /// What the first attempt has left to read.
@@ -743,6 +742,23 @@ mod tests {
         assert!(replay.start_replay());
         let again = replay.collect().await.unwrap().to_bytes();
         assert_eq!(&again[..], b"abcd");
+    }
+
+    #[tokio::test]
+    async fn recording_with_trailers_reports_its_end_once_read() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-check", "1".parse().unwrap());
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"xy"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let (mut first, replay) = ReplayBody::recorded(StreamBody::new(stream::iter(frames)), 64);
+        while first.frame().await.is_some() {}
+        assert!(first.is_end_stream(), "the first attempt read everything");
+        // The replay has everything still to send, trailers included.
+        let replay = replay.unwrap();
+        assert!(replay.start_replay());
+        assert!(!replay.is_end_stream());
     }
 
     #[tokio::test]
