@@ -16,6 +16,16 @@ if [[ -n "${QUICK:-}" ]]; then
   rounds=3
 fi
 
+# The path of bench target $1's executable (built if needed), for valgrind.
+bench_executable() {
+  cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null \
+    | BENCH="$1" python3 -c 'import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == os.environ["BENCH"] and m.get("executable"):
+        print(m["executable"])'
+}
+
 cases="bare tower_http app basic ibsso_cached bare_4k_body ibsso_4k_body ibsso_cached_cloned ibsso_4k_body_cloned"
 
 echo "== criterion: overhead" >&2
@@ -24,12 +34,7 @@ cargo bench --bench overhead -- "${criterion_args[@]}" >&2
 echo "== instruction counts (callgrind)" >&2
 instructions=""
 if command -v valgrind >/dev/null; then
-  bin=$(cargo bench --bench overhead --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "overhead" and m.get("executable"):
-        print(m["executable"])')
+  bin=$(bench_executable overhead)
   for case in $cases; do
     counts=()
     for n in 10000 20000; do
@@ -49,12 +54,7 @@ loopback=$(LOOPBACK_ROUNDS=$rounds cargo bench --bench loopback 2>/dev/null | gr
 # valgrind; LOOPBACK_CALLGRIND=0 skips it.
 if command -v valgrind >/dev/null && [[ "${LOOPBACK_CALLGRIND:-1}" != 0 ]]; then
   echo "== loopback: instruction counts (callgrind)" >&2
-  lbin=$(cargo bench --bench loopback --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "loopback" and m.get("executable"):
-        print(m["executable"])')
+  lbin=$(bench_executable loopback)
   declare -A e2e
   for side in warmup ibsso ibsso_cloned tower_http; do
     e2e[$side]=$(LOOPBACK_RUNTIME=current_thread LOOPBACK_SKIP_STORM=1 LOOPBACK_ONLY=$side valgrind --tool=callgrind \
