@@ -11,6 +11,7 @@
 //! read, so no byte is sent twice or lost, however early the server answered.
 
 use std::fmt;
+use std::mem;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -48,27 +49,32 @@ pub enum ReplaySkipped {
 /// the replay took it over.
 const TAKEN_OVER: &str = "request body was handed over to the replayed request";
 
-pin_project! {
-    /// The request body [`AuthService`](crate::AuthService) hands to the inner
-    /// service in the default [`ReplayMode`] ([`RecordBodies`]): the caller's
-    /// body `B`, kept for a replay where the source can renew its credential,
-    /// passed through untouched otherwise.
-    ///
-    /// It yields [`Bytes`] chunks and boxed errors, which hyper and
-    /// hyper-util clients accept as they are.
-    pub struct ReplayBody<B> {
-        #[pin]
-        kind: Kind<B>,
-    }
+/// The request body [`AuthService`](crate::AuthService) hands to the inner
+/// service in the default [`ReplayMode`] ([`RecordBodies`]): the caller's
+/// body `B`, kept for a replay where the source can renew its credential,
+/// passed through untouched otherwise.
+///
+/// It yields [`Bytes`] chunks and boxed errors, which hyper and
+/// hyper-util clients accept as they are. It is as large as a [`Bytes`]
+/// (32 bytes on 64-bit targets), whatever `B` is, and always `Unpin`.
+pub struct ReplayBody<B> {
+    kind: Kind<B>,
+}
+
+// Two variants only, so that the tag fits in `Bytes`'s niche: a request
+// carrying a `ReplayBody` is no larger than one carrying `Full<Bytes>`, and
+// clients move requests many times on their way to the socket.
+enum Kind<B> {
+    /// A body in memory: what is left to send, empty once sent.
+    Data(Bytes),
+    /// Any other body, boxed.
+    Boxed(Pin<Box<Other<B>>>),
 }
 
 pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
+    #[project = OtherProj]
+    enum Other<B> {
         Plain { #[pin] body: B },
-        Empty,
-        // A body read whole when the request was stamped; `None` once sent.
-        Buffered { data: Option<Bytes> },
         Recording { shared: Arc<Mutex<Shared<B>>> },
         Replaying { shared: Arc<Mutex<Shared<B>>>, next: usize },
     }
@@ -127,11 +133,34 @@ fn to_bytes<D: Buf>(mut data: D) -> Bytes {
 }
 
 impl<B> ReplayBody<B> {
-    /// Wraps `body` without recording it.
-    #[inline]
+    /// Wraps `body` without recording it (in a box).
     pub fn new(body: B) -> Self {
+        Self::boxed(Other::Plain { body })
+    }
+
+    /// Wraps `body` without recording it; a body that has ended already is
+    /// dropped, so that nothing is boxed for it.
+    #[inline]
+    pub(crate) fn pass(body: B) -> Self
+    where
+        B: Body,
+    {
+        if body.is_end_stream() {
+            return Self::data(Bytes::new());
+        }
+        Self::new(body)
+    }
+
+    #[inline]
+    fn data(data: Bytes) -> Self {
         Self {
-            kind: Kind::Plain { body },
+            kind: Kind::Data(data),
+        }
+    }
+
+    fn boxed(other: Other<B>) -> Self {
+        Self {
+            kind: Kind::Boxed(Box::pin(other)),
         }
     }
 }
@@ -151,11 +180,11 @@ where
     /// them. Any other body is recorded as the first attempt streams it.
     pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<Self>) {
         if body.is_end_stream() {
-            return (Self::new(body), Some(Self::empty()));
+            return (Self::data(Bytes::new()), Some(Self::data(Bytes::new())));
         }
         let hint = body.size_hint();
         if hint.lower() > cap as u64 {
-            return (Self::new(body), None);
+            return (Self::pass(body), None);
         }
         let mut body = Box::pin(body);
         let mut read_ahead = None;
@@ -165,12 +194,13 @@ where
             let mut cx = Context::from_waker(Waker::noop());
             match body.as_mut().poll_frame(&mut cx) {
                 Poll::Pending => {}
-                Poll::Ready(None) => return (Self::buffered(None), Some(Self::empty())),
+                Poll::Ready(None) => {
+                    return (Self::data(Bytes::new()), Some(Self::data(Bytes::new())))
+                }
                 Poll::Ready(Some(Ok(frame))) => match frame.map_data(to_bytes).into_data() {
                     Ok(data) if body.is_end_stream() => {
-                        let replay =
-                            (data.len() <= cap).then(|| Self::buffered(Some(data.clone())));
-                        return (Self::buffered(Some(data)), replay);
+                        let replay = (data.len() <= cap).then(|| Self::data(data.clone()));
+                        return (Self::data(data), replay);
                     }
                     Ok(data) => read_ahead = Some(Ok(Frame::data(data))),
                     Err(frame) => read_ahead = Some(Ok(frame)),
@@ -194,25 +224,11 @@ where
         }
         shared.read_ahead = read_ahead;
         let shared = Arc::new(Mutex::new(shared));
-        let first = Self {
-            kind: Kind::Recording {
-                shared: shared.clone(),
-            },
-        };
-        let replay = Self {
-            kind: Kind::Replaying { shared, next: 0 },
-        };
+        let first = Self::boxed(Other::Recording {
+            shared: shared.clone(),
+        });
+        let replay = Self::boxed(Other::Replaying { shared, next: 0 });
         (first, Some(replay))
-    }
-
-    fn empty() -> Self {
-        Self { kind: Kind::Empty }
-    }
-
-    fn buffered(data: Option<Bytes>) -> Self {
-        Self {
-            kind: Kind::Buffered { data },
-        }
     }
 }
 
@@ -224,9 +240,11 @@ impl<B> ReplayBody<B> {
     /// body yields an error if it is polled again.
     pub(crate) fn start_replay(&self) -> bool {
         let shared = match &self.kind {
-            Kind::Empty | Kind::Buffered { .. } => return true,
-            Kind::Plain { .. } | Kind::Recording { .. } => return false,
-            Kind::Replaying { shared, .. } => shared,
+            Kind::Data(_) => return true,
+            Kind::Boxed(other) => match &**other {
+                Other::Plain { .. } | Other::Recording { .. } => return false,
+                Other::Replaying { shared, .. } => shared,
+            },
         };
         let mut shared = lock(shared);
         if shared.overflowed {
@@ -298,7 +316,7 @@ where
 
     #[inline]
     fn pass(body: B) -> ReplayBody<B> {
-        ReplayBody::new(body)
+        ReplayBody::pass(body)
     }
 
     #[inline]
@@ -343,12 +361,9 @@ impl<B: Default> Default for ReplayBody<B> {
     }
 }
 
-impl<B> From<Bytes> for ReplayBody<B>
-where
-    B: From<Bytes>,
-{
+impl<B> From<Bytes> for ReplayBody<B> {
     fn from(bytes: Bytes) -> Self {
-        Self::new(B::from(bytes))
+        Self::data(bytes)
     }
 }
 
@@ -365,21 +380,24 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.project().kind.project() {
-            KindProj::Plain { body } => body
+        let other = match &mut self.get_mut().kind {
+            Kind::Data(data) if data.is_empty() => return Poll::Ready(None),
+            Kind::Data(data) => return Poll::Ready(Some(Ok(Frame::data(mem::take(data))))),
+            Kind::Boxed(other) => other.as_mut(),
+        };
+        match other.project() {
+            OtherProj::Plain { body } => body
                 .poll_frame(cx)
                 .map_ok(|frame| frame.map_data(to_bytes))
                 .map_err(Into::into),
-            KindProj::Empty => Poll::Ready(None),
-            KindProj::Buffered { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            KindProj::Recording { shared } => {
+            OtherProj::Recording { shared } => {
                 let mut shared = lock(shared);
                 if shared.replaying {
                     return Poll::Ready(Some(Err(TAKEN_OVER.into())));
                 }
                 shared.poll_recording(cx)
             }
-            KindProj::Replaying { shared, next } => {
+            OtherProj::Replaying { shared, next } => {
                 let mut shared = lock(shared);
                 if let Some(chunk) = shared.kept.get(*next) {
                     *next += 1;
@@ -392,12 +410,14 @@ where
 
     #[inline]
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Plain { body } => body.is_end_stream(),
-            Kind::Empty => true,
-            Kind::Buffered { data } => data.is_none(),
-            Kind::Recording { shared } => lock(shared).rest_is_end(),
-            Kind::Replaying { shared, next } => {
+        let other = match &self.kind {
+            Kind::Data(data) => return data.is_empty(),
+            Kind::Boxed(other) => &**other,
+        };
+        match other {
+            Other::Plain { body } => body.is_end_stream(),
+            Other::Recording { shared } => lock(shared).rest_is_end(),
+            Other::Replaying { shared, next } => {
                 let shared = lock(shared);
                 // Kept trailers are still to be sent by the replay.
                 *next >= shared.kept.len() && shared.rest_is_end() && shared.trailers.is_none()
@@ -407,15 +427,15 @@ where
 
     #[inline]
     fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Plain { body } => body.size_hint(),
-            Kind::Empty => SizeHint::with_exact(0),
-            Kind::Buffered { data } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-            Kind::Recording { shared } => lock(shared).rest_size_hint(),
+        let other = match &self.kind {
+            Kind::Data(data) => return SizeHint::with_exact(data.len() as u64),
+            Kind::Boxed(other) => &**other,
+        };
+        match other {
+            Other::Plain { body } => body.size_hint(),
+            Other::Recording { shared } => lock(shared).rest_size_hint(),
             // The replay sends the whole body again.
-            Kind::Replaying { shared, .. } => lock(shared).hint,
+            Other::Replaying { shared, .. } => lock(shared).hint,
         }
     }
 }
@@ -508,16 +528,24 @@ impl<B: Body> Shared<B> {
     }
 }
 
+impl<B> ReplayBody<B> {
+    fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Data(_) => "in memory",
+            Kind::Boxed(other) => match &**other {
+                Other::Plain { .. } => "plain",
+                Other::Recording { .. } => "recording",
+                Other::Replaying { .. } => "replaying",
+            },
+        }
+    }
+}
+
 impl<B> fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.kind {
-            Kind::Plain { .. } => "plain",
-            Kind::Empty => "empty",
-            Kind::Buffered { .. } => "buffered",
-            Kind::Recording { .. } => "recording",
-            Kind::Replaying { .. } => "replaying",
-        };
-        f.debug_struct("ReplayBody").field("kind", &kind).finish()
+        f.debug_struct("ReplayBody")
+            .field("kind", &self.kind_name())
+            .finish()
     }
 }
 
@@ -580,11 +608,21 @@ mod tests {
         assert!(!replay.unwrap().start_replay());
     }
 
+    #[test]
+    fn a_request_with_a_replay_body_is_no_larger_than_with_full() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<ReplayBody<Full<Bytes>>>(), size_of::<Bytes>());
+        assert_eq!(
+            size_of::<http::Request<ReplayBody<Full<Bytes>>>>(),
+            size_of::<http::Request<Full<Bytes>>>()
+        );
+    }
+
     #[tokio::test]
     async fn exact_size_over_cap_is_not_recorded() {
         let (first, replay) = ReplayBody::recorded(Full::new(Bytes::from_static(b"abcdef")), 4);
         assert!(replay.is_none());
-        assert!(matches!(first.kind, Kind::Plain { .. }));
+        assert_eq!(first.kind_name(), "plain");
     }
 
     #[tokio::test]
@@ -640,9 +678,9 @@ mod tests {
     #[tokio::test]
     async fn in_memory_body_is_read_when_stamped_and_sent_by_both_attempts() {
         let (first, replay) = ReplayBody::recorded(Full::new(Bytes::from_static(b"{}")), 1024);
-        assert!(matches!(first.kind, Kind::Buffered { .. }), "{first:?}");
+        assert_eq!(first.kind_name(), "in memory");
         let replay = replay.unwrap();
-        assert!(matches!(replay.kind, Kind::Buffered { .. }), "{replay:?}");
+        assert_eq!(replay.kind_name(), "in memory");
         assert_eq!(first.size_hint().exact(), Some(2));
         assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"{}");
         assert!(replay.start_replay());
@@ -665,7 +703,7 @@ mod tests {
             polls: 0,
         };
         let (first, replay) = ReplayBody::recorded(body, 1024);
-        assert!(matches!(first.kind, Kind::Recording { .. }), "{first:?}");
+        assert_eq!(first.kind_name(), "recording");
         assert!(!first.is_end_stream());
         assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"late");
         let replay = replay.unwrap();
@@ -718,7 +756,7 @@ mod tests {
         trailers.insert("x-check", "1".parse().unwrap());
         let (mut first, replay) =
             ReplayBody::recorded(Frames::new(&[b"ab", b"cd"], Some(trailers.clone())), 1024);
-        assert!(matches!(first.kind, Kind::Recording { .. }), "{first:?}");
+        assert_eq!(first.kind_name(), "recording");
         // The frame read ahead still counts as unread.
         assert!(!first.is_end_stream());
         assert_eq!(first.size_hint().exact(), Some(4));
