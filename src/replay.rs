@@ -10,6 +10,7 @@
 //! continues with the part of the original body the first attempt never
 //! read, so no byte is sent twice or lost, however early the server answered.
 
+use std::any::Any;
 use std::fmt;
 use std::mem;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 use crate::error::BoxError;
@@ -127,6 +129,28 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The bytes of `body` if it is a `Full<Bytes>`, the usual request body:
+/// it holds them, so they are taken out without boxing or recording it
+/// (`Full<Bytes>` is `Unpin`, and always ready). Any other body comes back.
+fn full_bytes<B: 'static>(body: B) -> Result<Bytes, B> {
+    let mut slot = Some(body);
+    let full = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<Full<Bytes>>>()
+        .and_then(Option::take);
+    match (full, slot) {
+        (Some(mut full), _) => {
+            let mut cx = Context::from_waker(Waker::noop());
+            Ok(match Pin::new(&mut full).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+                // Empty: `Full` yields nothing else.
+                _ => Bytes::new(),
+            })
+        }
+        (None, Some(body)) => Err(body),
+        (None, None) => unreachable!("only a `Full<Bytes>` is taken out"),
+    }
+}
+
 fn to_bytes<D: Buf>(mut data: D) -> Bytes {
     // Zero-copy when `D` is already `Bytes`.
     data.copy_to_bytes(data.remaining())
@@ -138,17 +162,21 @@ impl<B> ReplayBody<B> {
         Self::boxed(Other::Plain { body })
     }
 
-    /// Wraps `body` without recording it; a body that has ended already is
-    /// dropped, so that nothing is boxed for it.
+    /// Wraps `body` without recording it. Nothing is boxed for a body that
+    /// has ended already (it is dropped) or for `Full<Bytes>` (its bytes
+    /// are taken out).
     #[inline]
     pub(crate) fn pass(body: B) -> Self
     where
-        B: Body,
+        B: Body + 'static,
     {
         if body.is_end_stream() {
             return Self::data(Bytes::new());
         }
-        Self::new(body)
+        match full_bytes(body) {
+            Ok(data) => Self::data(data),
+            Err(body) => Self::new(body),
+        }
     }
 
     #[inline]
@@ -167,7 +195,7 @@ impl<B> ReplayBody<B> {
 
 impl<B> ReplayBody<B>
 where
-    B: Body,
+    B: Body + 'static,
     B::Error: Into<BoxError>,
 {
     /// Splits `body` into the body for the first attempt and, if the request
@@ -175,9 +203,11 @@ where
     /// until [`start_replay`](Self::start_replay) claims it.
     ///
     /// A body whose exact size is known and within the cap (`Full`, the usual
-    /// JSON request) is polled once here: if it hands over all its bytes at
-    /// once, both attempts send those bytes and nothing is shared between
-    /// them. Any other body is recorded as the first attempt streams it.
+    /// JSON request) is read here: if it hands over all its bytes at once,
+    /// both attempts send those bytes and nothing is shared between them.
+    /// `Full<Bytes>` is taken apart as it is; any other such body is polled
+    /// once, in a box. Any other body is recorded as the first attempt
+    /// streams it.
     pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<Self>) {
         if body.is_end_stream() {
             return (Self::data(Bytes::new()), Some(Self::data(Bytes::new())));
@@ -186,6 +216,11 @@ where
         if hint.lower() > cap as u64 {
             return (Self::pass(body), None);
         }
+        let body = match full_bytes(body) {
+            // Its size hint is exact: within the cap.
+            Ok(data) => return (Self::data(data.clone()), Some(Self::data(data))),
+            Err(body) => body,
+        };
         let mut body = Box::pin(body);
         let mut read_ahead = None;
         if hint.exact().is_some() {
@@ -287,10 +322,11 @@ mod sealed {
 }
 
 /// The default [`ReplayMode`]: the inner service receives
-/// [`ReplayBody<B>`](ReplayBody), which works for any body. A body already in
-/// memory (an exact size within the replay limit, such as `Full`) is read
-/// when the request is stamped and shared by both attempts; any other is kept
-/// as it streams, up to the replay limit.
+/// [`ReplayBody<B>`](ReplayBody), which works for any `'static` body. A body
+/// already in memory (an exact size within the replay limit, such as `Full`)
+/// is read when the request is stamped and shared by both attempts (a
+/// `Full<Bytes>` costs no allocation for it); any other is kept as it
+/// streams, up to the replay limit.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecordBodies;
 
@@ -309,7 +345,7 @@ pub struct CloneBodies;
 
 impl<B> ReplayMode<B> for RecordBodies
 where
-    B: Body,
+    B: Body + 'static,
     B::Error: Into<BoxError>,
 {
     type Body = ReplayBody<B>;
@@ -620,9 +656,39 @@ mod tests {
 
     #[tokio::test]
     async fn exact_size_over_cap_is_not_recorded() {
-        let (first, replay) = ReplayBody::recorded(Full::new(Bytes::from_static(b"abcdef")), 4);
+        let boxed = Full::new(Bytes::from_static(b"abcdef"))
+            .map_err(BoxError::from)
+            .boxed();
+        let (first, replay) = ReplayBody::recorded(boxed, 4);
         assert!(replay.is_none());
         assert_eq!(first.kind_name(), "plain");
+        assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"abcdef");
+
+        // `Full<Bytes>` is taken apart, and still not kept for a replay.
+        let (first, replay) = ReplayBody::recorded(Full::new(Bytes::from_static(b"abcdef")), 4);
+        assert!(replay.is_none());
+        assert_eq!(first.kind_name(), "in memory");
+        assert_eq!(&first.collect().await.unwrap().to_bytes()[..], b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn full_bytes_is_taken_apart_without_a_box() {
+        let data = Bytes::from(vec![b'x'; 100]);
+        let (first, replay) = ReplayBody::recorded(Full::new(data.clone()), 1024);
+        let replay = replay.unwrap();
+        assert_eq!(first.kind_name(), "in memory");
+        assert_eq!(replay.kind_name(), "in memory");
+        // Both attempts send the caller's bytes themselves, not a copy.
+        let sent = first.collect().await.unwrap().to_bytes();
+        assert_eq!(sent.as_ptr(), data.as_ptr());
+        assert!(replay.start_replay());
+        assert_eq!(replay.collect().await.unwrap().to_bytes(), data);
+
+        let passed = <RecordBodies as ReplayMode<_>>::pass(Full::new(data.clone()));
+        assert_eq!(passed.kind_name(), "in memory");
+        assert_eq!(passed.collect().await.unwrap().to_bytes(), data);
+        let empty = <RecordBodies as ReplayMode<_>>::pass(Full::new(Bytes::new()));
+        assert!(empty.is_end_stream());
     }
 
     #[tokio::test]
@@ -865,7 +931,7 @@ mod tests {
             read_first: usize,
         ) -> Result<(), TestCaseError>
         where
-            B: Body<Data = Bytes, Error = BoxError> + Unpin,
+            B: Body<Data = Bytes, Error = BoxError> + Unpin + 'static,
         {
             let exact = body.size_hint().exact().is_some();
             let (mut first, replay) = ReplayBody::recorded(body, cap);
