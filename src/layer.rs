@@ -107,7 +107,7 @@ impl<C, M> AuthLayer<C, M> {
     /// The default ([`RecordBodies`]) works for any body, and the inner
     /// service receives [`ReplayBody<B>`](crate::ReplayBody). For bodies such
     /// as `Full<Bytes>`, whose clone is a reference count, this mode costs
-    /// less per request, and a hyper-util client keeps its own body type:
+    /// no more, and a hyper-util client keeps its own body type:
     ///
     /// ```
     /// use bytes::Bytes;

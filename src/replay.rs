@@ -334,8 +334,8 @@ pub struct RecordBodies;
 /// inner service receives the caller's body type `B` itself, and a replay
 /// sends a clone of the body, made when the request is stamped.
 ///
-/// This is the cheaper mode: nothing wraps the body, so a client keeps its
-/// own body type (`Client<_, Full<Bytes>>`). The clone should be cheap,
+/// Nothing wraps the body, so a client keeps its own body type
+/// (`Client<_, Full<Bytes>>`). The clone should be cheap,
 /// which it is for bodies over [`Bytes`] (a reference count). A body whose
 /// size hint says it is over the replay limit is not cloned and not
 /// replayed, as in the default mode. Bodies that are not `Clone` (streams,
