@@ -129,26 +129,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The bytes of `body` if it is a `Full<Bytes>`, the usual request body:
-/// it holds them, so they are taken out without boxing or recording it
-/// (`Full<Bytes>` is `Unpin`, and always ready). Any other body comes back.
-fn full_bytes<B: 'static>(body: B) -> Result<Bytes, B> {
-    let mut slot = Some(body);
-    let full = (&mut slot as &mut dyn Any)
-        .downcast_mut::<Option<Full<Bytes>>>()
-        .and_then(Option::take);
-    match (full, slot) {
-        (Some(mut full), _) => {
-            let mut cx = Context::from_waker(Waker::noop());
-            Ok(match Pin::new(&mut full).poll_frame(&mut cx) {
-                Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
-                // Empty: `Full` yields nothing else.
-                _ => Bytes::new(),
-            })
-        }
-        (None, Some(body)) => Err(body),
-        (None, None) => unreachable!("only a `Full<Bytes>` is taken out"),
-    }
+/// The bytes of `body` if it is a `Full<Bytes>`, the usual request body,
+/// taken out of it: `Full<Bytes>` is `Unpin` and always ready, so it needs
+/// neither a box nor a recording. `None` for any other body.
+fn full_bytes<B: 'static>(body: &mut B) -> Option<Bytes> {
+    let full = (body as &mut dyn Any).downcast_mut::<Full<Bytes>>()?;
+    let mut cx = Context::from_waker(Waker::noop());
+    Some(match Pin::new(full).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        // Empty: `Full` yields nothing else.
+        _ => Bytes::new(),
+    })
 }
 
 fn to_bytes<D: Buf>(mut data: D) -> Bytes {
@@ -166,16 +157,16 @@ impl<B> ReplayBody<B> {
     /// has ended already (it is dropped) or for `Full<Bytes>` (its bytes
     /// are taken out).
     #[inline]
-    pub(crate) fn pass(body: B) -> Self
+    pub(crate) fn pass(mut body: B) -> Self
     where
         B: Body + 'static,
     {
         if body.is_end_stream() {
             return Self::data(Bytes::new());
         }
-        match full_bytes(body) {
-            Ok(data) => Self::data(data),
-            Err(body) => Self::new(body),
+        match full_bytes(&mut body) {
+            Some(data) => Self::data(data),
+            None => Self::new(body),
         }
     }
 
@@ -208,7 +199,7 @@ where
     /// `Full<Bytes>` is taken apart as it is; any other such body is polled
     /// once, in a box. Any other body is recorded as the first attempt
     /// streams it.
-    pub(crate) fn recorded(body: B, cap: usize) -> (Self, Option<Self>) {
+    pub(crate) fn recorded(mut body: B, cap: usize) -> (Self, Option<Self>) {
         if body.is_end_stream() {
             return (Self::data(Bytes::new()), Some(Self::data(Bytes::new())));
         }
@@ -216,11 +207,10 @@ where
         if hint.lower() > cap as u64 {
             return (Self::pass(body), None);
         }
-        let body = match full_bytes(body) {
+        if let Some(data) = full_bytes(&mut body) {
             // Its size hint is exact: within the cap.
-            Ok(data) => return (Self::data(data.clone()), Some(Self::data(data))),
-            Err(body) => body,
-        };
+            return (Self::data(data.clone()), Some(Self::data(data)));
+        }
         let mut body = Box::pin(body);
         let mut read_ahead = None;
         if hint.exact().is_some() {
