@@ -589,6 +589,7 @@ impl SessionFuture {
 impl Future for SessionFuture {
     type Output = Result<Credential, AuthError>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
             FutureState::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
