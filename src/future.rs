@@ -130,6 +130,76 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
+        // The first attempt's answer, and nearly always the last: kept
+        // apart from the renewal, which is rare and much larger.
+        let StateProj::First { future, retry } = state.as_mut().project() else {
+            return Self::poll_renewal(state, cx);
+        };
+        let response = match ready!(future.poll(cx)) {
+            Ok(response) => response,
+            Err(error) => return Poll::Ready(Err(AuthError::inner(error))),
+        };
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Poll::Ready(Ok(response));
+        }
+        let Some(retry) = retry.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        match Self::start_renewal(retry, response) {
+            Ok(draining) => {
+                state.set(draining);
+                Self::poll_renewal(state, cx)
+            }
+            Err(response) => Poll::Ready(Ok(response)),
+        }
+    }
+}
+
+type Output<RB> = Result<Response<RB>, AuthError>;
+
+impl<S, C, B, RB, M> ResponseFuture<S, C, B, RB, M>
+where
+    M: ReplayMode<B>,
+    S: Service<Request<M::Body>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    C: CredentialSource,
+    RB: http_body::Body,
+{
+    /// A 401 to a request that may be replayed: reports it to the source
+    /// and, if the body can be sent again, moves on to reading the 401's
+    /// body. Otherwise the response is handed back, marked.
+    #[cold]
+    #[inline(never)]
+    fn start_renewal(
+        retry: Retry<S, C, M::Body>,
+        mut response: Response<RB>,
+    ) -> Result<State<S, C, B, RB, M>, Response<RB>> {
+        let source = &retry.shared.source;
+        if let Some(stamped) = retry.head.stamped() {
+            source.on_unauthorized(stamped);
+        }
+        let replayed = retry.body.as_ref().is_some_and(M::start_replay);
+        source.on_replay(replayed);
+        if !replayed {
+            response
+                .extensions_mut()
+                .insert(ReplaySkipped::BodyOverLimit);
+            return Err(response);
+        }
+        Ok(State::Draining {
+            body: Box::pin(response.into_body()),
+            drained: 0,
+            retry: Some(retry),
+        })
+    }
+
+    /// Every state after the first attempt's: drain the 401, renew, ready
+    /// a service, replay; or a failure known before anything was sent.
+    #[inline(never)]
+    fn poll_renewal(
+        mut state: Pin<&mut State<S, C, B, RB, M>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Output<RB>> {
         loop {
             match state.as_mut().project() {
                 StateProj::Failed { error } => {
@@ -137,34 +207,8 @@ where
                         AuthError::source_failed("response future polled after completion", None)
                     })))
                 }
-                StateProj::First { future, retry } => {
-                    let mut response = match ready!(future.poll(cx)) {
-                        Ok(response) => response,
-                        Err(error) => return Poll::Ready(Err(AuthError::inner(error))),
-                    };
-                    if response.status() != StatusCode::UNAUTHORIZED {
-                        return Poll::Ready(Ok(response));
-                    }
-                    let Some(retry) = retry.take() else {
-                        return Poll::Ready(Ok(response));
-                    };
-                    let source = &retry.shared.source;
-                    if let Some(stamped) = retry.head.stamped() {
-                        source.on_unauthorized(stamped);
-                    }
-                    let replayed = retry.body.as_ref().is_some_and(M::start_replay);
-                    source.on_replay(replayed);
-                    if !replayed {
-                        response
-                            .extensions_mut()
-                            .insert(ReplaySkipped::BodyOverLimit);
-                        return Poll::Ready(Ok(response));
-                    }
-                    state.set(State::Draining {
-                        body: Box::pin(response.into_body()),
-                        drained: 0,
-                        retry: Some(retry),
-                    });
+                StateProj::First { .. } => {
+                    unreachable!("the first attempt is polled by `poll` alone")
                 }
                 StateProj::Draining {
                     body,
