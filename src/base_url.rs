@@ -42,6 +42,18 @@ pub struct BaseUrl {
     short_form: String,
 }
 
+/// How a URI's origin relates to a [`BaseUrl`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Another origin.
+    Other,
+    /// The same origin, spelt otherwise (case, an explicit default port).
+    Same,
+    /// The same scheme and authority, byte for byte, as
+    /// [`BaseUrl::resolve`] writes them.
+    Exact,
+}
+
 impl BaseUrl {
     /// Parses an HTTPS base URL.
     ///
@@ -230,8 +242,14 @@ impl BaseUrl {
     /// information, or an IP address spelt differently, does not match.
     #[inline]
     pub fn matches(&self, uri: &Uri) -> bool {
+        self.origin_of(uri) != Origin::Other
+    }
+
+    /// How `uri`'s origin relates to this one (see [`matches`](Self::matches)).
+    #[inline]
+    pub(crate) fn origin_of(&self, uri: &Uri) -> Origin {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-            return false;
+            return Origin::Other;
         };
         let expected = if self.https {
             Scheme::HTTPS
@@ -240,25 +258,32 @@ impl BaseUrl {
         };
         let authority = authority.as_str();
         if *scheme != expected {
-            return false;
+            return Origin::Other;
         }
         // Exact bytes first: the common case, and a cheap one.
-        if authority == self.short_form || authority == self.with_port {
-            return true;
+        if authority == self.short_form {
+            return Origin::Exact;
+        }
+        if authority == self.with_port {
+            return Origin::Same;
         }
         // Then the same origin spelt otherwise (case, an explicit default
         // port, leading zeros); never a URI carrying user information.
         if authority.contains('@') {
-            return false;
+            return Origin::Other;
         }
         let (host, port) = match authority.rsplit_once(':') {
             Some((host, port)) if !port.contains(']') => match port.parse::<u16>() {
                 Ok(port) => (host, port),
-                Err(_) => return false,
+                Err(_) => return Origin::Other,
             },
             _ => (authority, if self.https { 443 } else { 80 }),
         };
-        port == self.port && host.eq_ignore_ascii_case(&self.host)
+        if port == self.port && host.eq_ignore_ascii_case(&self.host) {
+            Origin::Same
+        } else {
+            Origin::Other
+        }
     }
 }
 
@@ -395,6 +420,23 @@ mod tests {
         let custom = BaseUrl::new("https://api.infobip.com:8443").unwrap();
         assert!(!custom.matches(&"https://api.infobip.com/x".parse().unwrap()));
         assert!(custom.matches(&"https://Api.Infobip.com:8443/x".parse().unwrap()));
+    }
+
+    #[test]
+    fn exact_origin_is_what_resolve_writes() {
+        let base = BaseUrl::new("https://api.infobip.com").unwrap();
+        let origin = |s: &str| base.origin_of(&s.parse().unwrap());
+        let resolved = base.resolve(PathAndQuery::from_static("/x"));
+        assert_eq!(base.origin_of(&resolved), Origin::Exact);
+        assert_eq!(origin("https://api.infobip.com/x"), Origin::Exact);
+        assert_eq!(origin("https://api.infobip.com:443/x"), Origin::Same);
+        assert_eq!(origin("https://Api.infobip.com/x"), Origin::Same);
+        assert_eq!(origin("http://api.infobip.com/x"), Origin::Other);
+        let custom = BaseUrl::new("https://api.infobip.com:8443").unwrap();
+        assert_eq!(
+            custom.origin_of(&"https://api.infobip.com:8443/x".parse().unwrap()),
+            Origin::Exact
+        );
     }
 
     #[test]

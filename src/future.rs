@@ -43,11 +43,12 @@ impl<S, C, K> Retry<S, C, K> {
         shared: Arc<Shared<S, C>>,
         stamped: Credential,
         parts: &Parts,
+        at_base: bool,
         body: Option<K>,
     ) -> Self {
         Self {
+            head: KeptHead::keep(parts, stamped, at_base),
             shared,
-            head: KeptHead::keep(parts, stamped),
             body,
         }
     }
@@ -56,7 +57,8 @@ impl<S, C, K> Retry<S, C, K> {
         let Some(body) = self.body else {
             unreachable!("a replay has its body")
         };
-        self.head.rebuild(body, credential)
+        self.head
+            .rebuild(body, credential, &self.shared.config.base_url)
     }
 }
 

@@ -18,6 +18,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Extensions, HeaderValue, Method, Request, Uri, Version};
 use zeroize::Zeroize;
 
+use crate::base_url::BaseUrl;
 use crate::error::{AuthError, ErrorKind};
 use crate::source::Credential;
 
@@ -45,6 +46,9 @@ struct Head {
     method: Method,
     version: Version,
     extensions: Extensions,
+    /// The URI's scheme and authority are the base URL's: they are not
+    /// copied, and the replay takes them from the base URL.
+    at_base: bool,
     /// The scheme, authority and path-and-query, then each header's name
     /// and value, back to back.
     bytes: Vec<u8>,
@@ -82,8 +86,12 @@ impl Head {
     }
 
     /// The kept URI, parsed back; `None` if it no longer parses.
-    fn uri(&self) -> Option<Uri> {
+    fn uri(&self, base: &BaseUrl) -> Option<Uri> {
         let [scheme_end, authority_end, path_end] = self.uri_ends;
+        if self.at_base {
+            let path = PathAndQuery::try_from(&self.bytes[authority_end..path_end]).ok()?;
+            return Some(base.resolve(path));
+        }
         let part = |range: Range<usize>| Some(&self.bytes[range]).filter(|part| !part.is_empty());
         let mut parts = http::uri::Parts::default();
         if let Some(scheme) = part(0..scheme_end) {
@@ -106,8 +114,10 @@ pub(crate) struct KeptHead {
 
 impl KeptHead {
     /// Copies the head of `parts`, except `Authorization` (a replay carries
-    /// the renewed credential instead).
-    pub(crate) fn keep(parts: &Parts, stamped: Credential) -> Self {
+    /// the renewed credential instead). `at_base`: the URI's scheme and
+    /// authority are exactly those of the base URL the head is rebuilt with
+    /// (as [`BaseUrl::resolve`] writes them), so they are not copied.
+    pub(crate) fn keep(parts: &Parts, stamped: Credential, at_base: bool) -> Self {
         let mut head = match POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop()) {
             Ok(Some(mut head)) => {
                 head.stamped = Some(stamped);
@@ -118,6 +128,7 @@ impl KeptHead {
                 method: Method::default(),
                 version: Version::default(),
                 extensions: Extensions::new(),
+                at_base: false,
                 bytes: Vec::new(),
                 uri_ends: [0; 3],
                 headers: Vec::new(),
@@ -128,15 +139,21 @@ impl KeptHead {
         head.version = parts.version;
         head.extensions = parts.extensions.clone();
         let uri = &parts.uri;
-        head.uri_ends = [
-            head.push(uri.scheme_str().unwrap_or_default().as_bytes()),
-            head.push(uri.authority().map_or("", Authority::as_str).as_bytes()),
-            head.push(
-                uri.path_and_query()
-                    .map_or("", PathAndQuery::as_str)
-                    .as_bytes(),
-            ),
-        ];
+        head.at_base = at_base;
+        let (scheme_end, authority_end) = if at_base {
+            (0, 0)
+        } else {
+            (
+                head.push(uri.scheme_str().unwrap_or_default().as_bytes()),
+                head.push(uri.authority().map_or("", Authority::as_str).as_bytes()),
+            )
+        };
+        let path_end = head.push(
+            uri.path_and_query()
+                .map_or("", PathAndQuery::as_str)
+                .as_bytes(),
+        );
+        head.uri_ends = [scheme_end, authority_end, path_end];
         head.headers.reserve(parts.headers.len());
         for (name, value) in &parts.headers {
             if name == AUTHORIZATION {
@@ -160,11 +177,13 @@ impl KeptHead {
         self.head.as_ref()?.stamped.as_ref()
     }
 
-    /// Builds the request again around `body`, stamped with `credential`.
+    /// Builds the request again around `body`, stamped with `credential`;
+    /// `base` is the base URL the head was kept for.
     pub(crate) fn rebuild<B>(
         mut self,
         body: B,
         credential: &Credential,
+        base: &BaseUrl,
     ) -> Result<Request<B>, AuthError> {
         let Some(head) = self.head.as_deref_mut() else {
             return Err(unrebuildable());
@@ -172,7 +191,7 @@ impl KeptHead {
         let mut request = Request::new(body);
         *request.method_mut() = head.method.clone();
         *request.version_mut() = head.version;
-        *request.uri_mut() = head.uri().ok_or_else(unrebuildable)?;
+        *request.uri_mut() = head.uri(base).ok_or_else(unrebuildable)?;
         *request.extensions_mut() = mem::take(&mut head.extensions);
         let headers = request.headers_mut();
         headers
@@ -232,6 +251,7 @@ impl Drop for KeptHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base_url::Origin;
 
     fn parts(request: Request<()>) -> Parts {
         request.into_parts().0
@@ -239,6 +259,17 @@ mod tests {
 
     fn credential() -> Credential {
         Credential::new("IBSSO", "renewed").unwrap()
+    }
+
+    fn base() -> BaseUrl {
+        BaseUrl::new("https://api.infobip.com:8443").unwrap()
+    }
+
+    /// Keeps `parts` as the service does: the URI's scheme and authority
+    /// are not copied when they are the base URL's, byte for byte.
+    fn keep(parts: &Parts) -> KeptHead {
+        let at_base = base().origin_of(&parts.uri) == Origin::Exact;
+        KeptHead::keep(parts, credential(), at_base)
     }
 
     #[test]
@@ -256,8 +287,8 @@ mod tests {
             .unwrap();
         request.extensions_mut().insert(7u32);
         let (parts, ()) = request.into_parts();
-        let kept = KeptHead::keep(&parts, credential());
-        let rebuilt = kept.rebuild((), &credential()).unwrap();
+        let kept = keep(&parts);
+        let rebuilt = kept.rebuild((), &credential(), &base()).unwrap();
 
         assert_eq!(rebuilt.method(), parts.method);
         assert_eq!(rebuilt.uri(), &parts.uri);
@@ -280,7 +311,7 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        let kept = KeptHead::keep(&first, credential());
+        let kept = keep(&first);
         assert_eq!(kept.stamped().unwrap().header_value(), "IBSSO renewed");
         drop(kept);
         // The pooled head no longer holds the credential.
@@ -290,9 +321,7 @@ mod tests {
             assert!(!pool.is_empty());
         });
         let second = parts(Request::get("/b").body(()).unwrap());
-        let rebuilt = KeptHead::keep(&second, credential())
-            .rebuild((), &credential())
-            .unwrap();
+        let rebuilt = keep(&second).rebuild((), &credential(), &base()).unwrap();
         assert_eq!(rebuilt.uri(), "/b");
         assert!(rebuilt.headers().get("x-first").is_none());
         assert_eq!(rebuilt.headers().len(), 1);
@@ -307,7 +336,7 @@ mod tests {
                 .body(())
                 .unwrap(),
         );
-        drop(KeptHead::keep(&head, credential()));
+        drop(keep(&head));
         POOL.with(|pool| {
             let pool = pool.borrow();
             assert!(pool
@@ -345,17 +374,20 @@ mod tests {
                         prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "PURGE"]),
                         "/[a-z0-9/]{0,30}(\\?[a-z0-9=&%]{0,20})?",
                         prop::collection::vec(header(), 0..12),
-                        any::<bool>(),
+                        // Path only, the base URL's origin byte for byte (not
+                        // copied), another spelling of it, another origin.
+                        prop::sample::select(vec![
+                            "",
+                            "https://api.infobip.com:8443",
+                            "https://API.Infobip.com:8443",
+                            "http://example.com",
+                        ]),
                     ),
                     1..4,
                 ),
             ) {
-                for (method, path, headers, absolute) in heads {
-                    let uri = if absolute {
-                        format!("https://api.infobip.com:8443{path}")
-                    } else {
-                        path
-                    };
+                for (method, path, headers, origin) in heads {
+                    let uri = format!("{origin}{path}");
                     let mut request = Request::builder().method(method).uri(uri).body(()).unwrap();
                     for (name, value, sensitive) in &headers {
                         let mut value = HeaderValue::from_bytes(value).unwrap();
@@ -365,8 +397,8 @@ mod tests {
                             .append(HeaderName::try_from(name.as_str()).unwrap(), value);
                     }
                     let (parts, ()) = request.into_parts();
-                    let rebuilt = KeptHead::keep(&parts, credential())
-                        .rebuild((), &credential())
+                    let rebuilt = keep(&parts)
+                        .rebuild((), &credential(), &base())
                         .unwrap();
                     prop_assert_eq!(rebuilt.method(), &parts.method);
                     prop_assert_eq!(rebuilt.uri(), &parts.uri);

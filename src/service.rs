@@ -27,7 +27,7 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use tower::Service;
 
-use crate::base_url::BaseUrl;
+use crate::base_url::{BaseUrl, Origin};
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::future::{ResponseFuture, Retry};
 use crate::layer::Config;
@@ -194,18 +194,18 @@ where
         };
         // The request is changed in place and moved once, into its
         // replayable form: this is the per-request hot path.
-        let ours = if request.uri().scheme().is_none() && request.uri().authority().is_none() {
+        let origin = if request.uri().scheme().is_none() && request.uri().authority().is_none() {
             // Moved, not cloned: cloning a parsed path allocates.
             let path = mem::take(request.uri_mut())
                 .into_parts()
                 .path_and_query
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
             *request.uri_mut() = self.shared.config.base_url.resolve(path);
-            true
+            Origin::Exact
         } else {
-            self.shared.config.base_url.matches(request.uri())
+            self.shared.config.base_url.origin_of(request.uri())
         };
-        if !ours {
+        if origin == Origin::Other {
             return ResponseFuture::first(self.inner.call(request.map(M::pass)), None);
         }
         // A static source hands its value over; a renewing one keeps the
@@ -226,7 +226,8 @@ where
         };
         let (parts, body) = request.into_parts();
         let (first, replay) = M::keep(body, self.shared.config.replay_limit);
-        let retry = Retry::new(self.shared.clone(), credential, &parts, replay);
+        let at_base = origin == Origin::Exact;
+        let retry = Retry::new(self.shared.clone(), credential, &parts, at_base, replay);
         let request = Request::from_parts(parts, first);
         ResponseFuture::first(self.inner.call(request), Some(retry))
     }
