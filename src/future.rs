@@ -101,25 +101,6 @@ pin_project! {
     }
 }
 
-impl<S, C, B, RB, M> ResponseFuture<S, C, B, RB, M>
-where
-    M: ReplayMode<B>,
-    S: Service<Request<M::Body>, Response = Response<RB>>,
-    C: CredentialSource,
-{
-    pub(crate) fn failed(error: AuthError) -> Self {
-        Self {
-            state: State::Failed { error: Some(error) },
-        }
-    }
-
-    pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, M::Body>>) -> Self {
-        Self {
-            state: State::First { future, retry },
-        }
-    }
-}
-
 impl<S, C, B, RB, M> Future for ResponseFuture<S, C, B, RB, M>
 where
     M: ReplayMode<B>,
@@ -167,6 +148,18 @@ where
     C: CredentialSource,
     RB: http_body::Body,
 {
+    pub(crate) fn failed(error: AuthError) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+        }
+    }
+
+    pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, M::Body>>) -> Self {
+        Self {
+            state: State::First { future, retry },
+        }
+    }
+
     /// A 401 to a request that may be replayed: reports it to the source
     /// and, if the body can be sent again, moves on to reading the 401's
     /// body. Otherwise the response is handed back, marked.
