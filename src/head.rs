@@ -304,6 +304,18 @@ mod tests {
     }
 
     #[test]
+    fn a_uri_without_a_path_is_rebuilt_as_it_was() {
+        for uri in [
+            "https://api.infobip.com:8443",
+            "https://API.infobip.com:8443",
+        ] {
+            let parts = parts(Request::get(uri).body(()).unwrap());
+            let rebuilt = keep(&parts).rebuild((), &credential(), &base()).unwrap();
+            assert_eq!(rebuilt.uri(), &parts.uri, "{uri}");
+        }
+    }
+
+    #[test]
     fn heads_are_reused_and_leave_nothing_behind() {
         let first = parts(
             Request::get("https://api.infobip.com/a")
