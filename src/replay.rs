@@ -54,7 +54,9 @@ const TAKEN_OVER: &str = "request body was handed over to the replayed request";
 /// The request body [`AuthService`](crate::AuthService) hands to the inner
 /// service in the default [`ReplayMode`] ([`RecordBodies`]): the caller's
 /// body `B`, kept for a replay where the source can renew its credential,
-/// passed through untouched otherwise.
+/// passed through otherwise. Either way it sends the same bytes, trailers
+/// and errors as `B`; a `Full<Bytes>`, or a body that has ended, is held as
+/// its bytes, and any other body in a box.
 ///
 /// It yields [`Bytes`] chunks and boxed errors, which hyper and
 /// hyper-util clients accept as they are. It is as large as a [`Bytes`]
