@@ -53,6 +53,21 @@ impl<S, C, K> Retry<S, C, K> {
         }
     }
 
+    /// For a request that is not sent before its replay (see
+    /// [`ResponseFuture::held`]): its head is kept whole.
+    pub(crate) fn held(
+        shared: Arc<Shared<S, C>>,
+        stamped: Credential,
+        parts: Parts,
+        body: K,
+    ) -> Self {
+        Self {
+            head: KeptHead::whole(parts, stamped),
+            shared,
+            body: Some(body),
+        }
+    }
+
     fn into_request(self, credential: &Credential) -> Result<Request<K>, AuthError> {
         let Some(body) = self.body else {
             unreachable!("a replay has its body")
@@ -157,6 +172,18 @@ where
     pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, M::Body>>) -> Self {
         Self {
             state: State::First { future, retry },
+        }
+    }
+
+    /// A request not sent because its credential was already rejected:
+    /// it waits for the renewed one, then goes the way a replay goes.
+    pub(crate) fn held(retry: Retry<S, C, M::Body>) -> Self {
+        let credential = Box::new(retry.shared.source.credential());
+        Self {
+            state: State::Renewing {
+                credential,
+                retry: Some(retry),
+            },
         }
     }
 

@@ -57,6 +57,9 @@ struct Head {
     headers: Vec<Slot>,
     /// A caller's header was marked sensitive: its bytes are wiped on reuse.
     sensitive: bool,
+    /// The head itself, for a request held back before it was ever sent:
+    /// it is sent as it is, with no copy made and none parsed back.
+    whole: Option<Parts>,
 }
 
 /// One header: its name ends at `name_end`, its value right after it.
@@ -83,6 +86,7 @@ impl Head {
         // Dropped here, before the pool is borrowed: an extension's own
         // `Drop` may build a request too.
         self.extensions = Extensions::new();
+        self.whole = None;
     }
 
     /// The kept URI, parsed back; `None` if it no longer parses.
@@ -118,23 +122,7 @@ impl KeptHead {
     /// authority are exactly those of the base URL the head is rebuilt with
     /// (as [`BaseUrl::resolve`] writes them), so they are not copied.
     pub(crate) fn keep(parts: &Parts, stamped: Credential, at_base: bool) -> Self {
-        let mut head = match POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop()) {
-            Ok(Some(mut head)) => {
-                head.stamped = Some(stamped);
-                head
-            }
-            _ => Box::new(Head {
-                stamped: Some(stamped),
-                method: Method::default(),
-                version: Version::default(),
-                extensions: Extensions::new(),
-                at_base: false,
-                bytes: Vec::new(),
-                uri_ends: [0; 3],
-                headers: Vec::new(),
-                sensitive: false,
-            }),
-        };
+        let mut head = Self::pooled(stamped);
         head.method = parts.method.clone();
         head.version = parts.version;
         head.extensions = parts.extensions.clone();
@@ -172,6 +160,37 @@ impl KeptHead {
         Self { head: Some(head) }
     }
 
+    /// Keeps the head of a request that was not sent, whole: its replay is
+    /// its only sending, so nothing is copied.
+    pub(crate) fn whole(parts: Parts, stamped: Credential) -> Self {
+        let mut head = Self::pooled(stamped);
+        head.whole = Some(parts);
+        Self { head: Some(head) }
+    }
+
+    /// A head from this thread's pool, or a new one.
+    #[inline(always)]
+    fn pooled(stamped: Credential) -> Box<Head> {
+        match POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop()) {
+            Ok(Some(mut head)) => {
+                head.stamped = Some(stamped);
+                head
+            }
+            _ => Box::new(Head {
+                stamped: Some(stamped),
+                method: Method::default(),
+                version: Version::default(),
+                extensions: Extensions::new(),
+                at_base: false,
+                bytes: Vec::new(),
+                uri_ends: [0; 3],
+                headers: Vec::new(),
+                sensitive: false,
+                whole: None,
+            }),
+        }
+    }
+
     /// The credential the request was stamped with.
     pub(crate) fn stamped(&self) -> Option<&Credential> {
         self.head.as_ref()?.stamped.as_ref()
@@ -188,6 +207,15 @@ impl KeptHead {
         let Some(head) = self.head.as_deref_mut() else {
             return Err(unrebuildable());
         };
+        if let Some(parts) = head.whole.take() {
+            // Ours is its only `Authorization`: replaced, not added.
+            let mut request = Request::from_parts(parts, body);
+            request
+                .headers_mut()
+                .try_insert(AUTHORIZATION, credential.header_value().clone())
+                .map_err(|_| unrebuildable())?;
+            return Ok(request);
+        }
         let mut request = Request::new(body);
         *request.method_mut() = head.method.clone();
         *request.version_mut() = head.version;
@@ -272,8 +300,8 @@ mod tests {
         KeptHead::keep(parts, credential(), at_base)
     }
 
-    #[test]
-    fn rebuild_gives_the_same_head_with_the_new_credential() {
+    /// A stamped head with repeated and sensitive headers and an extension.
+    fn sample() -> Parts {
         let mut secret = HeaderValue::from_static("cookie-secret");
         secret.set_sensitive(true);
         let mut request = Request::post("https://api.infobip.com:8443/sms/2/text?x=1&y=%20")
@@ -286,10 +314,10 @@ mod tests {
             .body(())
             .unwrap();
         request.extensions_mut().insert(7u32);
-        let (parts, ()) = request.into_parts();
-        let kept = keep(&parts);
-        let rebuilt = kept.rebuild((), &credential(), &base()).unwrap();
+        parts(request)
+    }
 
+    fn assert_same_head_with_new_credential(rebuilt: &Request<()>, parts: &Parts) {
         assert_eq!(rebuilt.method(), parts.method);
         assert_eq!(rebuilt.uri(), &parts.uri);
         assert_eq!(rebuilt.version(), Version::HTTP_2);
@@ -301,6 +329,31 @@ mod tests {
         assert_eq!(rebuilt.headers()[AUTHORIZATION], "IBSSO renewed");
         assert_eq!(rebuilt.headers().get_all(AUTHORIZATION).iter().count(), 1);
         assert_eq!(rebuilt.headers().len(), parts.headers.len());
+    }
+
+    #[test]
+    fn rebuild_gives_the_same_head_with_the_new_credential() {
+        let parts = sample();
+        let rebuilt = keep(&parts).rebuild((), &credential(), &base()).unwrap();
+        assert_same_head_with_new_credential(&rebuilt, &parts);
+    }
+
+    #[test]
+    fn a_whole_head_is_sent_as_it_was_with_the_new_credential() {
+        let kept = KeptHead::whole(sample(), credential());
+        let rebuilt = kept.rebuild((), &credential(), &base()).unwrap();
+        assert_same_head_with_new_credential(&rebuilt, &sample());
+        assert!(rebuilt.headers()[AUTHORIZATION].is_sensitive());
+
+        // Dropped unsent, it leaves nothing in the pool.
+        drop(KeptHead::whole(sample(), credential()));
+        POOL.with(|pool| {
+            let pool = pool.borrow();
+            assert!(!pool.is_empty());
+            assert!(pool
+                .iter()
+                .all(|h| h.whole.is_none() && h.stamped.is_none()));
+        });
     }
 
     #[test]

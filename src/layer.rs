@@ -29,7 +29,10 @@ pub(crate) struct Config {
 ///   whatever its origin or headers (the inner service was not readied).
 /// - The stamped header value is marked sensitive.
 /// - With a renewing source ([`Ibsso`](crate::Ibsso)), a 401 renews the
-///   credential and the request is replayed once, transparently. The inner
+///   credential and the request is replayed once, transparently. A request
+///   whose credential was rejected between `poll_ready` and `call` (by
+///   another request's 401, or a logout) is not sent with it: it waits for
+///   the renewal and is sent once. The inner
 ///   service receives [`ReplayBody<B>`](crate::ReplayBody), which keeps any
 ///   body for that, or with [`clone_bodies`](Self::clone_bodies) the
 ///   caller's `B`, cloned for a replay.

@@ -13,6 +13,13 @@
 //! with the source's [`AuthError`], unsent, whatever its origin or headers:
 //! a failed login never poisons a `Buffer` or a balancer in front of the
 //! service.
+//!
+//! A credential may be rejected between `poll_ready` and `call`: in a storm,
+//! many requests are readied with one session, the first 401 ends it, and
+//! the rest are called after that. Such a request is held, not sent: the
+//! readied inner service is dropped for an unready clone (freeing its slot),
+//! and the request takes a replay's path, sent once with the renewed
+//! credential.
 
 use std::fmt;
 use std::future::Future;
@@ -224,12 +231,50 @@ where
         let Some(credential) = credential.filter(|_| ours_sent) else {
             return ResponseFuture::first(self.inner.call(request.map(M::pass)), None);
         };
+        let at_base = origin == Origin::Exact;
+        if self.shared.source.is_rejected(&credential) {
+            return self.hold(request, credential);
+        }
         let (parts, body) = request.into_parts();
         let (first, replay) = M::keep(body, self.shared.config.replay_limit);
-        let at_base = origin == Origin::Exact;
         let retry = Retry::new(self.shared.clone(), credential, &parts, at_base, replay);
         let request = Request::from_parts(parts, first);
         ResponseFuture::first(self.inner.call(request), Some(retry))
+    }
+}
+
+impl<S, C, M> AuthService<S, C, M>
+where
+    S: Clone,
+    C: CredentialSource,
+{
+    /// A request whose credential was answered 401 between `poll_ready`
+    /// and `call` (a renewal storm: many requests readied, one rejected
+    /// first). Sending it would only earn another 401, so it is not sent:
+    /// it takes the replay's path (the renewed credential, then a fresh
+    /// clone of the inner service readied) and is sent once.
+    ///
+    /// The readied inner service is dropped for an unready clone, so that
+    /// the slot it may hold (a `ConcurrencyLimit` permit, a `Buffer` slot)
+    /// is not held while the renewal runs.
+    #[cold]
+    #[inline(never)]
+    fn hold<B, RB>(
+        &mut self,
+        request: Request<B>,
+        stamped: Credential,
+    ) -> ResponseFuture<S, C, B, RB, M>
+    where
+        M: ReplayMode<B>,
+        S: Service<Request<M::Body>, Response = Response<RB>>,
+        S::Error: Into<BoxError>,
+        RB: Body,
+    {
+        let unready = self.inner.clone();
+        drop(mem::replace(&mut self.inner, unready));
+        let (parts, body) = request.into_parts();
+        let retry = Retry::held(self.shared.clone(), stamped, parts, M::pass(body));
+        ResponseFuture::held(retry)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Readiness and header handling, with tower-test's mock inner service.
 
 use std::future::ready;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
@@ -9,7 +10,7 @@ use http_body_util::Empty;
 use infobip_auth::{
     source, ApiKey, AuthError, AuthLayer, BaseUrl, Credential, CredentialSource, ReplayBody,
 };
-use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
+use tokio_test::{assert_pending, assert_ready, assert_ready_err, assert_ready_ok, task};
 use tower_test::mock;
 
 type Req = Request<ReplayBody<Empty<Bytes>>>;
@@ -151,4 +152,83 @@ async fn composes_with_service_builder_and_box_clone_service() {
         BoxCloneService::new(service);
     let response = boxed.clone().oneshot(request()).await.unwrap();
     assert_eq!(response.into_body(), "App key");
+}
+
+/// A renewing source whose current generation and newest rejected one are
+/// set by the test.
+#[derive(Clone, Default)]
+struct Generations(std::sync::Arc<(AtomicU64, AtomicU64)>);
+
+impl Generations {
+    fn new(current: u64) -> Self {
+        let source = Self::default();
+        source.0 .0.store(current, Ordering::SeqCst);
+        source
+    }
+
+    /// What a 401 to a request stamped with `generation` does to a session
+    /// source: that generation is dead, the next one is current.
+    fn reject(&self, generation: u64) {
+        self.0 .1.store(generation, Ordering::SeqCst);
+        self.0 .0.store(generation + 1, Ordering::SeqCst);
+    }
+}
+
+impl CredentialSource for Generations {
+    type Future = std::future::Ready<Result<Credential, AuthError>>;
+
+    fn credential(&self) -> Self::Future {
+        let generation = self.0 .0.load(Ordering::SeqCst);
+        let credential = Credential::new("IBSSO", &format!("token-{generation}"));
+        ready(credential.map(|c| c.with_generation(generation)))
+    }
+
+    fn can_renew(&self) -> bool {
+        true
+    }
+
+    fn is_rejected(&self, credential: &Credential) -> bool {
+        credential.generation() <= self.0 .1.load(Ordering::SeqCst)
+    }
+}
+
+/// A request readied with a credential that is rejected before it is
+/// called is never sent with it: it is sent once, with the next one. The
+/// readied inner service is given up while it waits: behind a concurrency
+/// limit of 1, its own send needs the permit that `poll_ready` took.
+#[test]
+fn request_readied_with_a_credential_rejected_before_call_is_sent_once_with_the_next() {
+    let source = Generations::new(1);
+    let (inner, mut handle) = mock::pair::<Req, Response<String>>();
+    let service = tower::ServiceBuilder::new()
+        .layer(AuthLayer::new(base(), source.clone()))
+        .concurrency_limit(1)
+        .service(inner);
+    let mut service = tower_test::mock::Spawn::new(service);
+    handle.allow(2);
+
+    assert_ready_ok!(service.poll_ready());
+    // Another request stamped with generation 1 was answered 401.
+    source.reject(1);
+    let mut response = task::spawn(service.call(request()));
+    assert_pending!(response.poll());
+
+    let (seen, send) = assert_ready!(handle.poll_request()).unwrap();
+    assert_eq!(seen.headers()[AUTHORIZATION], "IBSSO token-2");
+    assert!(seen.headers()[AUTHORIZATION].is_sensitive());
+    assert_eq!(seen.headers().get_all(AUTHORIZATION).iter().count(), 1);
+    assert_eq!(seen.uri(), "https://api.infobip.com/sms/1/reports");
+    send.send_response(Response::new(String::new()));
+    assert_ready_ok!(response.poll());
+    assert_pending!(handle.poll_request(), "sent once, never with token-1");
+
+    // With the response gone, its permit is free: the service is usable
+    // again, with the new credential.
+    drop(response);
+    assert_ready_ok!(service.poll_ready());
+    let mut response = task::spawn(service.call(request()));
+    let (seen, send) = assert_ready!(handle.poll_request()).unwrap();
+    assert_eq!(seen.headers()[AUTHORIZATION], "IBSSO token-2");
+    send.send_response(Response::new(String::new()));
+    assert_ready_ok!(response.poll());
 }

@@ -182,6 +182,22 @@ pub trait CredentialSource {
         let _ = rejected;
     }
 
+    /// Whether `credential` is already known to be rejected: a request
+    /// stamped with it was answered 401 (or the session was ended) after
+    /// `credential` was handed out.
+    ///
+    /// Checked, for renewing sources only, when a request is called: a
+    /// request whose credential was resolved in `poll_ready` but rejected
+    /// before `call` is not sent with it. It waits for the next
+    /// [`credential`](Self::credential), like a replay, and is sent once.
+    /// Called on every request, so it must be cheap (the session sources
+    /// read one atomic integer). The default, `false`, sends every request
+    /// with the credential it was resolved with.
+    fn is_rejected(&self, credential: &Credential) -> bool {
+        let _ = credential;
+        false
+    }
+
     /// Called after [`on_unauthorized`](Self::on_unauthorized) with whether
     /// the request is being replayed (`true`) or handed to the caller as a
     /// 401 because its body was over the replay limit (`false`). For
@@ -206,6 +222,10 @@ impl<T: CredentialSource + ?Sized> CredentialSource for Arc<T> {
         (**self).on_unauthorized(rejected)
     }
 
+    fn is_rejected(&self, credential: &Credential) -> bool {
+        (**self).is_rejected(credential)
+    }
+
     fn on_replay(&self, replayed: bool) {
         (**self).on_replay(replayed)
     }
@@ -226,6 +246,10 @@ impl<T: CredentialSource + ?Sized> CredentialSource for Box<T> {
         (**self).on_unauthorized(rejected)
     }
 
+    fn is_rejected(&self, credential: &Credential) -> bool {
+        (**self).is_rejected(credential)
+    }
+
     fn on_replay(&self, replayed: bool) {
         (**self).on_replay(replayed)
     }
@@ -236,6 +260,7 @@ trait DynSource: Send + Sync {
     fn dyn_credential(&self) -> BoxFuture<'static, Result<Credential, AuthError>>;
     fn dyn_can_renew(&self) -> bool;
     fn dyn_on_unauthorized(&self, rejected: &Credential);
+    fn dyn_is_rejected(&self, credential: &Credential) -> bool;
     fn dyn_on_replay(&self, replayed: bool);
 }
 
@@ -254,6 +279,10 @@ where
 
     fn dyn_on_unauthorized(&self, rejected: &Credential) {
         CredentialSource::on_unauthorized(self, rejected)
+    }
+
+    fn dyn_is_rejected(&self, credential: &Credential) -> bool {
+        CredentialSource::is_rejected(self, credential)
     }
 
     fn dyn_on_replay(&self, replayed: bool) {
@@ -292,6 +321,10 @@ impl CredentialSource for BoxCredentialSource {
 
     fn on_unauthorized(&self, rejected: &Credential) {
         self.0.dyn_on_unauthorized(rejected)
+    }
+
+    fn is_rejected(&self, credential: &Credential) -> bool {
+        self.0.dyn_is_rejected(credential)
     }
 
     fn on_replay(&self, replayed: bool) {
@@ -390,5 +423,38 @@ mod tests {
         assert_eq!(boxed.credential().await.unwrap().header_value(), "App k2");
         let shared = Arc::new(ApiKey::new("k3").unwrap());
         assert_eq!(shared.credential().await.unwrap().header_value(), "App k3");
+    }
+
+    /// Rejects every credential of generation 5 or below.
+    struct RejectsUpTo5;
+
+    impl CredentialSource for RejectsUpTo5 {
+        type Future = std::future::Ready<Result<Credential, AuthError>>;
+
+        fn credential(&self) -> Self::Future {
+            std::future::ready(Credential::new("IBSSO", "t"))
+        }
+
+        fn is_rejected(&self, credential: &Credential) -> bool {
+            credential.generation() <= 5
+        }
+    }
+
+    #[test]
+    fn is_rejected_is_forwarded_and_false_by_default() {
+        let (old, new) = (
+            Credential::new("IBSSO", "t").unwrap().with_generation(5),
+            Credential::new("IBSSO", "t").unwrap().with_generation(6),
+        );
+        let sources: [&dyn Fn(&Credential) -> bool; 3] = [
+            &|c| Arc::new(RejectsUpTo5).is_rejected(c),
+            &|c| Box::new(RejectsUpTo5).is_rejected(c),
+            &|c| BoxCredentialSource::new(RejectsUpTo5).is_rejected(c),
+        ];
+        for is_rejected in sources {
+            assert!(is_rejected(&old));
+            assert!(!is_rejected(&new));
+        }
+        assert!(!ApiKey::new("k").unwrap().is_rejected(&old));
     }
 }

@@ -128,6 +128,11 @@ macro_rules! engine_backed_source {
                 self.engine.on_unauthorized(rejected)
             }
 
+            #[inline]
+            fn is_rejected(&self, credential: &crate::source::Credential) -> bool {
+                self.engine.is_rejected(credential)
+            }
+
             fn on_replay(&self, replayed: bool) {
                 self.engine.on_replay(replayed)
             }
@@ -178,6 +183,10 @@ pub(crate) struct Engine {
     /// When the session was last handed out, in ticks (nanoseconds since
     /// `epoch`), to within `TOUCH_STEP`.
     last_used: AtomicU64,
+    /// The newest generation answered 401 or ended by a logout: every
+    /// generation up to it is known to be dead (0: none yet; logins count
+    /// from 1).
+    rejected: AtomicU64,
     /// `settings.idle_timeout` in ticks; `NEVER` if there is none.
     idle_ticks: u64,
     /// How far `last_used` may lag: a second, or less for a short timeout.
@@ -273,6 +282,7 @@ impl Engine {
             state: Mutex::new(State::default()),
             live: ArcSwapOption::empty(),
             last_used: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             idle_ticks,
             touch_step: TOUCH_STEP.min(idle_ticks / 16),
             epoch: Instant::now(),
@@ -311,6 +321,9 @@ impl Engine {
         let mut state = self.lock();
         let session = state.session.take();
         self.live.store(None);
+        if let Some(session) = &session {
+            self.reject(session.credential.generation());
+        }
         session.map(|s| s.credential.clone())
     }
 
@@ -457,8 +470,20 @@ impl Engine {
                 "renewing the session"
             );
             self.publish(&mut state, None, Instant::now());
+            self.reject(rejected.generation());
             bump(&self.stats.renewals);
         }
+    }
+
+    fn reject(&self, generation: u64) {
+        self.rejected.fetch_max(generation, Ordering::Relaxed);
+    }
+
+    /// One relaxed load: a request that reads an old value is sent with the
+    /// rejected credential and replayed, as if it had been sent just before.
+    #[inline]
+    pub(crate) fn is_rejected(&self, credential: &Credential) -> bool {
+        credential.generation() <= self.rejected.load(Ordering::Relaxed)
     }
 
     pub(crate) fn on_replay(&self, replayed: bool) {
