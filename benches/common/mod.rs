@@ -34,6 +34,9 @@ impl<B: Body + Unpin> Service<Request<B>> for Drain {
     }
 }
 
+/// Inlined, like `round_trip`, so that how a future is moved here does not
+/// depend on the inliner's choice for each service type.
+#[inline(always)]
 pub fn poll_now<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     match future
@@ -46,6 +49,7 @@ pub fn poll_now<F: Future>(future: F) -> F::Output {
 }
 
 /// One request through `service`: `poll_ready`, `call`, drive the response.
+#[inline(always)]
 pub fn round_trip<S, B>(service: &mut S, request: Request<B>) -> S::Response
 where
     S: Service<Request<B>>,
