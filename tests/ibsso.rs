@@ -139,6 +139,29 @@ async fn late_401_for_an_old_generation_does_not_log_in_again() {
     assert_eq!(source.credential().await.unwrap(), fresh);
 }
 
+#[tokio::test]
+async fn is_rejected_holds_for_generations_answered_401_only() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let source = ibsso(&fake, &client);
+    let service = authed(&fake, source.clone());
+    let first = source.credential().await.unwrap();
+    assert!(!source.is_rejected(&first));
+
+    fake.revoke_sessions();
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    let second = source.credential().await.unwrap();
+    assert!(source.is_rejected(&first));
+    assert!(!source.is_rejected(&second));
+    // Not one of this source's: a static credential has generation 0.
+    let key = infobip_auth::ApiKey::new("k")
+        .unwrap()
+        .credential()
+        .await
+        .unwrap();
+    assert!(!source.is_rejected(&key));
+}
+
 /// After one request was answered 401 and replayed: the server processed
 /// `whole` exactly once (after `before` earlier requests), with one
 /// renewal.

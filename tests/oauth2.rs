@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 use http::StatusCode;
 use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{CredentialSource, ErrorKind, OAuth2};
+use tower::{Service, ServiceExt};
 
 fn oauth(fake: &FakeInfobip, client: &HyperClient) -> OAuth2 {
     OAuth2::builder(
@@ -156,6 +157,33 @@ async fn revoked_token_renews_once_and_replays() {
     assert_eq!(fake.logins(), 2);
     assert_eq!(source.stats().replays, 1);
     assert_eq!(fake.accepted_requests()[1].body, "{\"n\":2}");
+}
+
+/// As with IBSSO: a request readied before another's 401 and called after
+/// it is sent once, with the new token.
+#[tokio::test]
+async fn request_readied_before_a_401_is_sent_once_with_the_new_token() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = hyper_client();
+    let source = oauth(&fake, &client);
+    let service = authed(&fake, source.clone());
+    let (mut first, mut second) = (service.clone(), service.clone());
+    first.ready().await.unwrap();
+    second.ready().await.unwrap();
+    fake.revoke_sessions();
+
+    let response = first.call(sms("{\"n\":1}")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = second.call(sms("{\"n\":2}")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        fake.rejected(),
+        1,
+        "only the first was sent with the old token"
+    );
+    assert_eq!(fake.logins(), 2);
+    assert_eq!(source.stats().replays, 1);
+    assert_eq!(bearer_of(&fake, 1), bearer_of(&fake, 2));
 }
 
 #[tokio::test]

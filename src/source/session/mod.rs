@@ -481,9 +481,11 @@ impl Engine {
 
     /// One relaxed load: a request that reads an old value is sent with the
     /// rejected credential and replayed, as if it had been sent just before.
+    /// Generation 0 is never one of this source's (logins count from 1).
     #[inline]
     pub(crate) fn is_rejected(&self, credential: &Credential) -> bool {
-        credential.generation() <= self.rejected.load(Ordering::Relaxed)
+        let generation = credential.generation();
+        generation != 0 && generation <= self.rejected.load(Ordering::Relaxed)
     }
 
     pub(crate) fn on_replay(&self, replayed: bool) {
