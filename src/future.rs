@@ -178,12 +178,16 @@ where
     /// A request not sent because its credential was already rejected:
     /// it waits for the renewed one, then goes the way a replay goes.
     pub(crate) fn held(retry: Retry<S, C, M::Body>) -> Self {
-        let credential = Box::new(retry.shared.source.credential());
         Self {
-            state: State::Renewing {
-                credential,
-                retry: Some(retry),
-            },
+            state: Self::renewing(retry),
+        }
+    }
+
+    /// Asks the source for the credential `retry` will be sent with.
+    fn renewing(retry: Retry<S, C, M::Body>) -> State<S, C, B, RB, M> {
+        State::Renewing {
+            credential: Box::new(retry.shared.source.credential()),
+            retry: Some(retry),
         }
     }
 
@@ -246,12 +250,10 @@ where
                             _ => break,
                         }
                     }
-                    let retry = retry.take();
-                    let credential = match &retry {
-                        Some(retry) => Box::new(retry.shared.source.credential()),
-                        None => unreachable!("Draining holds its retry until it moves on"),
+                    let Some(retry) = retry.take() else {
+                        unreachable!("Draining holds its retry until it moves on")
                     };
-                    state.set(State::Renewing { credential, retry });
+                    state.set(Self::renewing(retry));
                 }
                 StateProj::Renewing { credential, retry } => {
                     let credential = ready!(Pin::new(&mut **credential).poll(cx))?;
