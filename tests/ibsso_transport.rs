@@ -2,6 +2,7 @@
 //! failures and cancelled logins never stamp anything or leave state stuck.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +127,61 @@ async fn cancelled_login_does_not_leave_the_source_stuck() {
     let credential = source.credential().await.unwrap();
     assert_eq!(credential.header_value(), "IBSSO fresh-token");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// In a renewal storm thousands of requests wait on one login, and every
+/// progress of the login wakes them all. Each woken request must not drive
+/// the login again: the login's transport is polled once to start and once
+/// per wake of its own, however many requests wait.
+#[tokio::test]
+async fn requests_waiting_on_one_login_do_not_each_drive_it() {
+    let polls = Arc::new(AtomicUsize::new(0));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let counted = polls.clone();
+    let transport = service_fn(move |_request: Request<Full<Bytes>>| {
+        let polls = counted.clone();
+        let mut released = released.clone();
+        let mut answer = Box::pin(async move {
+            released.wait_for(|released| *released).await.unwrap();
+            let body = Full::new(Bytes::from_static(br#"{"token":"one-login"}"#));
+            Ok::<_, Infallible>(Response::new(body))
+        });
+        std::future::poll_fn(move |cx| {
+            polls.fetch_add(1, Ordering::SeqCst);
+            answer.as_mut().poll(cx)
+        })
+    });
+    let source = Ibsso::builder(base(), "user", "pass")
+        .build(transport)
+        .unwrap();
+
+    let mut waiting: Vec<_> = (0..100)
+        .map(|_| tokio_test::task::spawn(source.credential()))
+        .collect();
+    for _ in 0..2 {
+        for request in &mut waiting {
+            assert!(request.poll().is_pending());
+        }
+    }
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        1,
+        "200 polls of 100 waiting requests, no wake: the login is driven once"
+    );
+
+    release.send(true).unwrap();
+    for request in &mut waiting {
+        assert!(request.is_woken(), "every waiting request is woken");
+        let std::task::Poll::Ready(credential) = request.poll() else {
+            panic!("the login has its answer");
+        };
+        assert_eq!(credential.unwrap().header_value(), "IBSSO one-login");
+    }
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        2,
+        "one wake of the login: driven once more, not once per request"
+    );
 }
 
 #[tokio::test]

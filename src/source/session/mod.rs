@@ -6,6 +6,7 @@
 
 pub(crate) mod transport;
 pub(crate) mod wire;
+mod woken;
 
 use std::fmt;
 use std::future::Future;
@@ -22,6 +23,7 @@ use http::{HeaderValue, Request};
 use tokio::time::Instant;
 
 use self::transport::{Answer, Transport};
+use self::woken::PollWhenWoken;
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, ErrorKind};
 use crate::source::Credential;
@@ -35,7 +37,11 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// The largest login or logout response body read.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
 
-type LoginFuture = Shared<BoxFuture<'static, Result<Credential, AuthError>>>;
+/// One login, driven only when it woke, not once per waiting request (see
+/// [`PollWhenWoken`]).
+type Login = PollWhenWoken<BoxFuture<'static, Result<Credential, AuthError>>>;
+/// The login every request that needs it awaits.
+type LoginFuture = Shared<Login>;
 
 /// What a login yields: the header value and, if the server said, how long
 /// it stays valid.
@@ -198,7 +204,7 @@ pub(crate) struct Engine {
 #[derive(Default)]
 struct State {
     session: Option<Arc<Session>>,
-    login: Option<WeakShared<BoxFuture<'static, Result<Credential, AuthError>>>>,
+    login: Option<WeakShared<Login>>,
     /// Id of the newest login; also the generation of the session it yields.
     login_id: u64,
     consecutive_failures: u32,
@@ -451,8 +457,8 @@ impl Engine {
             };
             guard.finish(result)
         }
-        .boxed()
-        .shared();
+        .boxed();
+        let login = PollWhenWoken::new(login).shared();
         state.login = login.downgrade();
         login
     }
