@@ -168,9 +168,7 @@ async fn storm(rounds: usize) {
     if std::env::var_os("LOOPBACK_SKIP_STORM").is_some() {
         return;
     }
-    let (mut storms, mut valid, mut logins) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut storm_cpu, mut valid_cpu, mut sends) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut ratios, mut cpu_ratios, mut within) = (Vec::new(), Vec::new(), 0);
+    let mut rows: Vec<Round> = Vec::new();
     for round in 0..rounds {
         let fake = FakeInfobip::start().await.unwrap();
         let client: HyperClient = Client::builder(TokioExecutor::new())
@@ -185,26 +183,30 @@ async fn storm(rounds: usize) {
         source.credential().await.unwrap();
         let login = start.elapsed().as_secs_f64() * 1e3;
 
-        // The storm and the valid pass take turns going first, so that
-        // neither always runs on the warmer process.
-        let (mut storm, mut pass) = ((0.0, 0.0, 0), (0.0, 0.0));
-        for storm_turn in [round % 2 == 1, round % 2 == 0] {
-            let cpu = process_cpu_ns();
-            if !storm_turn {
-                let ms = burst(&fake, &client, &source, Storm::Valid, STORM)
-                    .await
-                    .as_secs_f64()
-                    * 1e3;
-                pass = (ms, (process_cpu_ns() - cpu) as f64 / 1e6);
-                continue;
-            }
+        // Each round runs the storm between two passes on a valid session,
+        // in turn first, second and last, so that none always runs on the
+        // warmer process. The second valid pass is the control: what the
+        // budget would make of a storm that cost nothing extra.
+        let mut order = [Storm::Valid, Storm::Revoked, Storm::Valid];
+        order.rotate_left(round % 3);
+        let (mut passes, mut storm) = (Vec::new(), Measured::default());
+        for kind in order {
             let logins_before = fake.logins();
             let sent_before = fake.accepted() + fake.rejected();
-            let ms = burst(&fake, &client, &source, Storm::Revoked, STORM)
+            let cpu = process_cpu_ns();
+            let ms = burst(&fake, &client, &source, kind, STORM)
                 .await
                 .as_secs_f64()
                 * 1e3;
-            let cpu = (process_cpu_ns() - cpu) as f64 / 1e6;
+            let measured = Measured {
+                ms,
+                cpu_ms: (process_cpu_ns() - cpu) as f64 / 1e6,
+                sent: fake.accepted() + fake.rejected() - sent_before,
+            };
+            if kind == Storm::Valid {
+                passes.push(measured);
+                continue;
+            }
             assert_eq!(
                 fake.logins() - logins_before,
                 1,
@@ -213,42 +215,82 @@ async fn storm(rounds: usize) {
             // A request sent before the first 401 reached the source is
             // answered 401 once and replayed once; one called after it is
             // held and sent once. Never more.
-            let sent = fake.accepted() + fake.rejected() - sent_before;
+            let sent = measured.sent;
             assert!(sent <= 2 * STORM, "{sent} sends for {STORM} requests");
-            storm = (ms, cpu, sent);
+            storm = measured;
         }
-        let ((storm_ms, cpu, sent), (valid_ms, pass_cpu)) = (storm, pass);
-        let budget = 3.0 * login + valid_ms;
-        within += usize::from(storm_ms <= budget);
+        let row = Round {
+            login,
+            storm,
+            valid: passes[0],
+            control: passes[1],
+        };
         eprintln!(
-            "storm round {round}: {sent} sends, {storm_ms:.1} ms ({cpu:.1} ms CPU); \
-             valid {valid_ms:.1} ms ({pass_cpu:.1} ms CPU); budget {budget:.1} ms"
+            "storm round {round}: {} sends, {:.1} ms ({:.1} ms CPU); valid {:.1} ms ({:.1} ms CPU); \
+             control {:.1} ms; budget {:.1} ms",
+            row.storm.sent,
+            row.storm.ms,
+            row.storm.cpu_ms,
+            row.valid.ms,
+            row.valid.cpu_ms,
+            row.control.ms,
+            row.budget()
         );
-        ratios.push(storm_ms / valid_ms);
-        cpu_ratios.push(cpu / pass_cpu);
-        storms.push(storm_ms);
-        storm_cpu.push(cpu);
-        valid.push(valid_ms);
-        valid_cpu.push(pass_cpu);
-        logins.push(login);
-        sends.push(sent as f64);
+        rows.push(row);
     }
+    let of = |f: fn(&Round) -> f64| median(rows.iter().map(f).collect());
+    let sends: Vec<f64> = rows.iter().map(|r| r.storm.sent as f64).collect();
     let most = sends.iter().copied().fold(0.0, f64::max);
     let fewest = sends.iter().copied().fold(f64::INFINITY, f64::min);
-    let (storm, valid, login) = (median(storms), median(valid), median(logins));
-    println!("storm_ms {storm:.2}");
-    println!("storm_valid_ms {valid:.2}");
-    println!("login_rtt_ms {login:.3}");
-    println!("storm_budget_ms {:.2}", 3.0 * login + valid);
-    println!("storm_cpu_ms {:.2}", median(storm_cpu));
-    println!("storm_valid_cpu_ms {:.2}", median(valid_cpu));
-    println!("storm_round_ratio {:.3}", median(ratios));
-    println!("storm_round_cpu_ratio {:.3}", median(cpu_ratios));
+    let within = |f: fn(&Round) -> f64| rows.iter().filter(|r| f(r) <= r.budget()).count();
+    println!("storm_ms {:.2}", of(|r| r.storm.ms));
+    println!("storm_valid_ms {:.2}", of(|r| r.valid.ms));
+    println!("login_rtt_ms {:.3}", of(|r| r.login));
+    println!("storm_budget_ms {:.2}", of(Round::budget));
+    println!("storm_cpu_ms {:.2}", of(|r| r.storm.cpu_ms));
+    println!("storm_valid_cpu_ms {:.2}", of(|r| r.valid.cpu_ms));
+    println!("storm_round_ratio {:.3}", of(|r| r.storm.ms / r.valid.ms));
+    println!(
+        "storm_round_cpu_ratio {:.3}",
+        of(|r| r.storm.cpu_ms / r.valid.cpu_ms)
+    );
     println!("storm_rounds {rounds}");
-    println!("storm_rounds_within_budget {within}");
+    println!("storm_rounds_within_budget {}", within(|r| r.storm.ms));
+    println!(
+        "control_round_ratio {:.3}",
+        of(|r| r.control.ms / r.valid.ms)
+    );
+    println!(
+        "control_round_cpu_ratio {:.3}",
+        of(|r| r.control.cpu_ms / r.valid.cpu_ms)
+    );
+    println!("control_rounds_within_budget {}", within(|r| r.control.ms));
     println!("storm_sends {:.0}", median(sends));
     println!("storm_most_sends {most:.0}");
     println!("storm_fewest_sends {fewest:.0}");
+}
+
+#[derive(Clone, Copy, Default)]
+struct Measured {
+    ms: f64,
+    cpu_ms: f64,
+    sent: usize,
+}
+
+/// One storm round: a login round trip, the storm, a valid pass, and a
+/// second valid pass as the control.
+struct Round {
+    login: f64,
+    storm: Measured,
+    valid: Measured,
+    control: Measured,
+}
+
+impl Round {
+    /// The target: 3 login round trips plus the valid pass of this round.
+    fn budget(&self) -> f64 {
+        3.0 * self.login + self.valid.ms
+    }
 }
 
 /// CPU time used so far by every thread of this process (client and server

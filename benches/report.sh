@@ -63,6 +63,20 @@ if command -v valgrind >/dev/null && [[ "${LOOPBACK_CALLGRIND:-1}" != 0 ]]; then
   loopback+=$'\n'"instructions_per_request_ibsso $(( (e2e[ibsso] - e2e[warmup]) / 10000 ))"
   loopback+=$'\n'"instructions_per_request_ibsso_cloned $(( (e2e[ibsso_cloned] - e2e[warmup]) / 10000 ))"
   loopback+=$'\n'"instructions_per_request_tower_http $(( (e2e[tower_http] - e2e[warmup]) / 10000 ))"
+
+  # A storm in which no request outruns the first 401: 2,000 requests
+  # readied, the session logged out, each held for the one login and sent
+  # once; beside the same burst on a valid session. Per request, minus the
+  # set-up both share.
+  echo "== loopback: held burst (callgrind)" >&2
+  declare -A held
+  for kind in warm valid held; do
+    held[$kind]=$(LOOPBACK_RUNTIME=current_thread LOOPBACK_SKIP_THROUGHPUT=1 LOOPBACK_BURST=$kind \
+      LOOPBACK_BURST_SIZE=2000 valgrind --tool=callgrind \
+      --callgrind-out-file=/dev/null "$lbin" --bench 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+  done
+  loopback+=$'\n'"burst_instructions_valid $(( (held[valid] - held[warm]) / 2000 ))"
+  loopback+=$'\n'"burst_instructions_held $(( (held[held] - held[warm]) / 2000 ))"
 fi
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -128,7 +142,16 @@ def met(ok):
     return "**met**" if ok else "**not met**"
 
 storm, valid, rtt = loop["storm_ms"], loop["storm_valid_ms"], loop["login_rtt_ms"]
-budget = 3 * rtt + valid
+budget = loop["storm_budget_ms"]
+rounds = int(loop["storm_rounds"])
+within, control_within = int(loop["storm_rounds_within_budget"]), int(loop["control_rounds_within_budget"])
+held_line = (
+    f"| held burst: instructions per request, held / valid session (callgrind, one thread, 2,000 requests) | "
+    f"{loop['burst_instructions_held']:.0f} / {loop['burst_instructions_valid']:.0f} "
+    f"({loop['burst_instructions_held'] / loop['burst_instructions_valid']:.3f}) |\n"
+    if "burst_instructions_held" in loop
+    else ""
+)
 tr = loop["throughput_ratio"]
 i_e2e = (
     loop["instructions_per_request_tower_http"] / loop["instructions_per_request_ibsso"]
@@ -174,8 +197,13 @@ and a replay gets a clone of it.
 
 10,000 concurrent requests through a hyper-util client (HTTP/2, one
 connection) to `FakeInfobip`; every request took its credential before any
-was sent, then the server revoked the session. Medians over the rounds;
-CPU is the whole process's (client and server).
+was sent, then the server revoked the session. Each of {rounds} rounds runs
+the storm and two passes of the same 10,000 requests on a valid session,
+taking turns at going first; the round's budget is 3 of its login round
+trips plus its first valid pass, and the second valid pass (the control)
+is judged against the same budget, to show how often a storm that cost
+nothing extra would meet it. Medians over the rounds; CPU is the whole
+process's (client and server).
 
 | figure | value |
 |---|---|
@@ -184,8 +212,17 @@ CPU is the whole process's (client and server).
 | same 10,000 requests on a valid session | {valid:.1f} ms ({loop['storm_valid_cpu_ms']:.0f} ms CPU) |
 | one login round trip | {rtt:.3f} ms |
 | budget: 3 x login + valid | {budget:.1f} ms |
-| storm / valid | {storm / valid:.2f} (CPU {loop['storm_cpu_ms'] / loop['storm_valid_cpu_ms']:.2f}) |
+| storm / valid, per round | {loop['storm_round_ratio']:.3f} (CPU {loop['storm_round_cpu_ratio']:.3f}) |
+| control / valid, per round | {loop['control_round_ratio']:.3f} (CPU {loop['control_round_cpu_ratio']:.3f}) |
+| rounds within their budget | storm {within} of {rounds}; control {control_within} of {rounds} |
 | requests the server received in a storm | {loop['storm_sends']:.0f} (fewest {loop['storm_fewest_sends']:.0f}, most {loop['storm_most_sends']:.0f}; at most 2 x 10,000 asserted) |
+{held_line}
+A request called after the first 401 has reached the source is held and
+sent once, with the renewed session; one sent before that is answered 401
+and replayed. How many outrun the first 401 depends on when the runtime
+polls the connection that carries it: as few as one in some rounds, all
+10,000 in others. Across a real network, every request called within one
+round trip of the first is sent before that 401 can return.
 
 ## End-to-end throughput (`cargo bench --bench loopback`)
 
@@ -219,7 +256,7 @@ stack, minus the warm-up they share.
 | `ibsso_cached` overhead <= 1.5x `app` overhead | {fmt(ib_r)} | {fmt(i_ib)} | {met(at_most(decide(i_ib, ib_r), 1.5))} |
 | `ibsso_cached_cloned` overhead <= 1.5x `app` overhead | {fmt(ib_c_r)} | {fmt(i_ib_c)} | {met(at_most(decide(i_ib_c, ib_c_r), 1.5))} |
 | storm: exactly 1 login | 1 | | **met** |
-| storm within 3 x login + valid | {storm:.1f} ms vs {budget:.1f} ms | | {met(storm <= budget)} |
+| storm within 3 x login + valid, in most rounds | {within} of {rounds} rounds (control: {control_within}) | {'n/a' if 'burst_instructions_held' not in loop else f"held burst {loop['burst_instructions_held'] / loop['burst_instructions_valid']:.3f}x"} | {met(2 * within > rounds)} |
 | end-to-end throughput >= 0.97x, default mode | {tr:.3f} (CPU {loop['cpu_ratio']:.3f}) | {'n/a' if i_e2e is None else f'{i_e2e:.3f}'} | {met(decide(i_e2e, min(tr, loop['cpu_ratio'])) >= 0.97)} |
 | end-to-end throughput >= 0.97x, `clone_bodies()` | {tr_c:.3f} (CPU {loop['cpu_ratio_cloned']:.3f}) | {'n/a' if i_e2e_c is None else f'{i_e2e_c:.3f}'} | {met(decide(i_e2e_c, min(tr_c, loop['cpu_ratio_cloned'])) >= 0.97)} |
 
