@@ -267,6 +267,7 @@ async fn storm(rounds: usize) {
         "storm_round_cpu_ratio {:.3}",
         of(|r| r.storm.cpu_ms / r.valid.cpu_ms)
     );
+    println!("storm_budget_ratio {:.4}", of(|r| r.budget() / r.valid.ms));
     println!("storm_rounds {rounds}");
     println!("storm_rounds_within_budget {}", within(|r| r.storm.ms));
     println!(
