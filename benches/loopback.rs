@@ -73,15 +73,30 @@ fn session(fake: &FakeInfobip, client: &HyperClient) -> Ibsso {
     .unwrap()
 }
 
-/// Sends `STORM` requests that all took their credential before any is
-/// sent; returns the time from release to the last response.
+/// A fresh `FakeInfobip` and a client that reaches it over one HTTP/2
+/// connection, as a storm needs: thousands of requests in flight at once.
+async fn storm_server() -> (FakeInfobip, HyperClient) {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector());
+    (fake, client)
+}
+
+/// What happens to the session between the requests taking it and their
+/// release.
 #[derive(Clone, Copy, PartialEq)]
 enum Storm {
+    /// Nothing: a pass on a valid session.
     Valid,
+    /// The server revokes it: the first 401s tell the source.
     Revoked,
+    /// The source logs out: every request is held for the next login.
     LoggedOut,
 }
 
+/// Sends `requests` requests that all took their credential before any is
+/// sent; returns the time from release to the last response.
 async fn burst(
     fake: &FakeInfobip,
     client: &HyperClient,
@@ -136,10 +151,7 @@ async fn burst_only(kind: &str) {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(2_000);
-    let fake = FakeInfobip::start().await.unwrap();
-    let client: HyperClient = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build(connector());
+    let (fake, client) = storm_server().await;
     let source = session(&fake, &client);
     source.credential().await.unwrap();
     // Warm the connection and the pools.
@@ -170,10 +182,7 @@ async fn storm(rounds: usize) {
     }
     let mut rows: Vec<Round> = Vec::new();
     for round in 0..rounds {
-        let fake = FakeInfobip::start().await.unwrap();
-        let client: HyperClient = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(connector());
+        let (fake, client) = storm_server().await;
 
         // One login round trip, on a warm connection.
         let warm = session(&fake, &client);
