@@ -121,6 +121,25 @@ mod tests {
         assert_eq!(polls.load(Ordering::Relaxed), 2);
     }
 
+    /// A future that wakes itself and yields (as tokio's cooperative
+    /// budget makes a timer or a channel do) is polled again.
+    #[test]
+    fn a_wake_during_its_own_poll_lets_the_next_poll_through() {
+        let mut yielded = false;
+        let yielding = std::future::poll_fn(move |cx| {
+            if yielded {
+                return Poll::Ready(3);
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        });
+        let mut gated = tokio_test::task::spawn(PollWhenWoken::new(yielding));
+        assert!(gated.poll().is_pending());
+        assert!(gated.is_woken());
+        assert_eq!(gated.poll(), Poll::Ready(3));
+    }
+
     #[test]
     fn a_wake_reaches_the_latest_poller() {
         let (tx, rx) = oneshot::channel();
