@@ -3,9 +3,9 @@
 //! Every request waiting on one login polls the same `Shared` login future,
 //! and `Shared` wakes all of them each time the login makes progress. Each
 //! of those polls would drive the login itself (its timeout, its transport)
-//! although only one wake happened: in a renewal storm of 10,000 requests,
-//! the login was driven some 20,000 times. Behind this wrapper it is driven
-//! once per wake; the other polls only register the waiter.
+//! although only one wake happened: in a renewal storm, about twice per
+//! waiting request. Behind this wrapper it is driven once per wake; the
+//! other polls only register the waiter.
 
 use std::future::Future;
 use std::pin::Pin;
