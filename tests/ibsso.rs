@@ -22,9 +22,7 @@ use tower::{Layer, Service, ServiceExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renews_once_for_1000_concurrent_requests_on_revoked_session() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let service = authed(&fake, source.clone());
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_eq!(fake.logins(), 1);
@@ -67,11 +65,16 @@ async fn renews_once_for_1000_concurrent_requests_on_revoked_session() {
 /// Two requests readied on a session that is then revoked: the first is
 /// answered 401 and replayed; the second, called after that 401, is never
 /// sent with the revoked token.
+/// The fake server, and a source for its account on a client of its own.
+async fn started() -> (FakeInfobip, Ibsso) {
+    let fake = FakeInfobip::start().await.unwrap();
+    let source = ibsso(&fake, &hyper_client());
+    (fake, source)
+}
+
 #[tokio::test]
 async fn request_readied_before_a_401_is_sent_once_with_the_renewed_session() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let service = authed(&fake, source.clone());
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
 
@@ -102,9 +105,7 @@ async fn request_readied_before_a_401_is_sent_once_with_the_renewed_session() {
 
 #[tokio::test]
 async fn request_readied_before_a_logout_is_sent_once_with_a_new_session() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let mut service = authed(&fake, source.clone());
     service.ready().await.unwrap();
     source.logout().await.unwrap();
@@ -119,9 +120,7 @@ async fn request_readied_before_a_logout_is_sent_once_with_a_new_session() {
 
 #[tokio::test]
 async fn late_401_for_an_old_generation_does_not_log_in_again() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let service = authed(&fake, source.clone());
     let old = source.credential().await.unwrap();
     assert_eq!(fake.logins(), 1);
@@ -141,9 +140,7 @@ async fn late_401_for_an_old_generation_does_not_log_in_again() {
 
 #[tokio::test]
 async fn is_rejected_holds_for_generations_answered_401_only() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let service = authed(&fake, source.clone());
     let first = source.credential().await.unwrap();
     assert!(!source.is_rejected(&first));
@@ -212,9 +209,7 @@ async fn replays_whole_body_once_when_401_comes_before_body_was_read() {
 /// never sent.
 #[tokio::test]
 async fn held_request_fails_unsent_when_the_renewal_fails() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let mut service = authed(&fake, source.clone());
     service.ready().await.unwrap();
     source.logout().await.unwrap();
@@ -230,9 +225,7 @@ async fn held_request_fails_unsent_when_the_renewal_fails() {
 /// streaming body over the replay limit goes whole, once.
 #[tokio::test]
 async fn held_streaming_body_over_the_replay_limit_is_sent_whole_once() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let mut service = streaming_service(&fake, source.clone(), 1024);
     let (parts, whole) = chunks(48 * 1024, 4096);
     service.ready().await.unwrap();
@@ -325,9 +318,7 @@ async fn cloned_body_over_the_limit_gets_401_with_marker() {
 
 #[tokio::test]
 async fn body_over_the_cap_gets_401_with_marker_and_next_request_renews() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let service = streaming_service(&fake, source.clone(), DEFAULT_REPLAY_LIMIT);
     let warm = Request::post("/sms/2/text/advanced")
         .body(streaming(vec![Bytes::from_static(b"{}")]))
@@ -369,9 +360,7 @@ async fn body_over_the_cap_gets_401_with_marker_and_next_request_renews() {
 
 #[tokio::test]
 async fn idle_session_is_renewed_before_sending_not_after_a_401() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let service = authed(&fake, source.clone());
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_eq!(fake.logins(), 1);
@@ -514,9 +503,7 @@ async fn forbidden_never_triggers_a_login() {
 
 #[tokio::test]
 async fn logout_deletes_the_current_session_and_next_request_logs_in() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = ibsso(&fake, &client);
+    let (fake, source) = started().await;
     let service = authed(&fake, source.clone());
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     assert_eq!(fake.sessions(), 1);

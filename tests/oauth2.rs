@@ -42,6 +42,13 @@ async fn settle(fake: &FakeInfobip, logins: usize) {
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
+/// The fake server, and a source for its account on a client of its own.
+async fn started() -> (FakeInfobip, OAuth2) {
+    let fake = FakeInfobip::start().await.unwrap();
+    let source = oauth(&fake, &hyper_client());
+    (fake, source)
+}
+
 #[tokio::test]
 async fn stamps_bearer_from_one_token_request_for_all_waiters() {
     let fake = FakeInfobip::start().await.unwrap();
@@ -144,9 +151,7 @@ async fn expired_token_is_replaced_before_sending() {
 
 #[tokio::test]
 async fn revoked_token_renews_once_and_replays() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = oauth(&fake, &client);
+    let (fake, source) = started().await;
     let service = authed(&fake, source.clone());
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
     fake.revoke_sessions();
@@ -163,9 +168,7 @@ async fn revoked_token_renews_once_and_replays() {
 /// it is sent once, with the new token.
 #[tokio::test]
 async fn request_readied_before_a_401_is_sent_once_with_the_new_token() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let client = hyper_client();
-    let source = oauth(&fake, &client);
+    let (fake, source) = started().await;
     let service = authed(&fake, source.clone());
     let (mut first, mut second) = (service.clone(), service.clone());
     first.ready().await.unwrap();
