@@ -15,7 +15,9 @@
 //! storm, `LOOPBACK_SKIP_THROUGHPUT=1` the throughput rounds;
 //! `LOOPBACK_ONLY=ibsso|ibsso_cloned|tower_http|warmup` runs one measured
 //! round of one stack (or none) after the warm-up, for callgrind.
-//! `LOOPBACK_TRACE=1` prints every debug event on stderr.
+//! `LOOPBACK_BURST=valid|held|replayed|warm` runs one burst of the storm
+//! alone, for callgrind (see `burst_only`). `LOOPBACK_TRACE=1` prints every
+//! debug event on stderr.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,10 +144,17 @@ async fn burst(
 }
 
 /// One burst alone, for an instruction-count profile (`LOOPBACK_BURST`):
-/// `valid`, or `held` (the session is logged out after every request took
-/// it, so every request is held for the one login and sent once: a storm
-/// in which no request outruns the first 401), or `warm` (the set-up they
-/// share). `LOOPBACK_BURST_SIZE` requests (default 2,000).
+/// - `valid`: a pass on a valid session;
+/// - `held`: the session is logged out after every request took it, so
+///   every request is held for the one login and sent once (a storm in
+///   which no request outruns the first 401);
+/// - `replayed`: the server revokes the session after every request took
+///   it; on one thread every request is handed to the client before the
+///   connection reads the first 401, so every request is answered 401 and
+///   replayed (a storm in which every request outruns the first 401);
+/// - `warm`: the set-up they all share.
+///
+/// `LOOPBACK_BURST_SIZE` requests (default 2,000).
 async fn burst_only(kind: &str) {
     let requests = std::env::var("LOOPBACK_BURST_SIZE")
         .ok()
@@ -159,16 +168,20 @@ async fn burst_only(kind: &str) {
     let storm = match kind {
         "valid" => Storm::Valid,
         "held" => Storm::LoggedOut,
+        "replayed" => Storm::Revoked,
         "warm" => return,
         other => panic!("unknown LOOPBACK_BURST={other}"),
     };
     let (sent_before, logins_before) = (fake.accepted() + fake.rejected(), fake.logins());
     burst(&fake, &client, &source, storm, requests).await;
     let sent = fake.accepted() + fake.rejected() - sent_before;
-    assert_eq!(sent, requests, "every request is sent once");
+    // Each burst is what its name says, or its count means nothing.
+    let sends_each = if storm == Storm::Revoked { 2 } else { 1 };
+    assert_eq!(sent, sends_each * requests, "sends in a `{kind}` burst");
     assert_eq!(
         fake.logins() - logins_before,
-        usize::from(storm == Storm::LoggedOut)
+        usize::from(storm != Storm::Valid),
+        "logins in a `{kind}` burst"
     );
     println!("burst_requests {requests}");
 }
