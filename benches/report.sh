@@ -231,6 +231,7 @@ whole process's (client and server).
 | storm, time to completion | {storm:.1f} ms ({loop['storm_cpu_ms']:.0f} ms CPU) |
 | same 10,000 requests on a valid session (mean of the passes around the storm) | {valid:.1f} ms ({loop['storm_valid_cpu_ms']:.0f} ms CPU) |
 | one login round trip | {rtt:.3f} ms |
+| the storm's own login, on the connection the storm loads | {loop['storm_login_ms']:.3f} ms |
 | budget: 3 x login + valid | {budget:.1f} ms |
 | storm / valid, per round | {loop['storm_round_ratio']:.3f} (CPU {loop['storm_round_cpu_ratio']:.3f}) |
 | budget / valid, per round | {loop['storm_budget_ratio']:.4f} |
