@@ -5,6 +5,8 @@
 //! response by hand, without a runtime.
 
 mod common;
+#[path = "common/reference.rs"]
+mod reference;
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -14,7 +16,7 @@ use common::{round_trip, Drain};
 use criterion::{criterion_group, Criterion};
 use http::{Request, Response, Uri};
 use http_body_util::{Empty, Full};
-use infobip_auth::{ApiKey, AuthLayer, BaseUrl, Basic, CredentialSource, Ibsso};
+use infobip_auth::{ApiKey, AuthLayer, BaseUrl, Basic, Credential, CredentialSource, Ibsso};
 use tower::{service_fn, Layer};
 use tower_http::auth::AddAuthorizationLayer;
 
@@ -161,7 +163,23 @@ fn single_case(case: &str, iterations: usize) {
                 .layer(Drain),
             body_4k
         ),
+        "reference" => run!(reference_layer(true), empty),
+        "reference_no_origin" => run!(reference_layer(false), empty),
         other => panic!("unknown case {other}"),
+    }
+}
+
+/// The reference stamp (see `common/reference.rs`) with `app`'s value, for
+/// callgrind only: what `app` would cost with nothing but an origin check
+/// (or not even that) around tower-http's work.
+fn reference_layer(check_origin: bool) -> reference::Reference<Drain> {
+    reference::Reference {
+        inner: Drain,
+        value: Credential::from(ApiKey::new(KEY).unwrap())
+            .header_value()
+            .clone(),
+        authority: http::uri::Authority::from_static("api.infobip.com"),
+        check_origin,
     }
 }
 

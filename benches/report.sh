@@ -35,7 +35,7 @@ echo "== instruction counts (callgrind)" >&2
 instructions=""
 if command -v valgrind >/dev/null; then
   bin=$(bench_executable overhead)
-  for case in $cases; do
+  for case in $cases reference reference_no_origin; do
     counts=()
     for n in 10000 20000; do
       counts+=("$(OVERHEAD_CASE=$case OVERHEAD_ITERS=$n valgrind --tool=callgrind \
@@ -160,6 +160,12 @@ expected = (
     if bursts
     else None
 )
+# The wall clock moves by more than the budget from run to run; the cost
+# of the storm's sends does not, and a storm cannot cost less than it. The
+# verdict needs both within the budget.
+storm_met = loop["storm_round_ratio"] <= loop["storm_budget_ratio"] and (
+    expected is None or expected <= loop["storm_budget_ratio"]
+)
 held_line = (
     f"| held burst: instructions per request, held / valid session (callgrind, one thread, 2,000 requests) | "
     f"{loop['burst_instructions_held']:.0f} / {loop['burst_instructions_valid']:.0f} ({held_cost:.3f}) |\n"
@@ -181,6 +187,19 @@ i_e2e_c = (
     else None
 )
 tr_c = loop["throughput_ratio_cloned"]
+
+reference_line = ""
+if instr and "reference" in instr:
+    ref, ref_no = (instr[c] - instr["bare"] for c in ("reference", "reference_no_origin"))
+    reference_line = f"""
+For scale, callgrind only: `benches/common/reference.rs` is not this
+crate but the least a layer can do while keeping three of its promises:
+the same `App` value stamped only on the base URL's origin (scheme and
+authority compared byte for byte), a caller's `Authorization` kept, an
+error instead of a panic when the header map is full. It costs {ref}
+instructions over `bare`: {ref / iover('tower_http'):.2f}x `tower_http`'s overhead.
+Without the origin check: {ref_no}, {ref_no / iover('tower_http'):.2f}x.
+"""
 
 def fmt(x):
     return "n/a" if x is None else f"{x:.2f}x"
@@ -209,7 +228,7 @@ run to run where wall time on this machine moves by tens of percent.
 one static header value, cloned per request. The `_cloned` cases use
 `AuthLayer::clone_bodies()`: the inner service receives the caller's body
 and a replay gets a clone of it.
-
+""" + reference_line + f"""
 ## Renewal storm (`cargo bench --bench loopback`)
 
 10,000 concurrent requests through a hyper-util client (HTTP/2, one
@@ -223,7 +242,10 @@ trips plus that. The verdict compares the median over rounds of the
 storm's time with the median of the budget, each as a ratio to its round's
 valid time. The control, judged the same way, shows how far a storm that
 cost nothing extra would read from 1. Medians over the rounds; CPU is the
-whole process's (client and server).
+whole process's (client and server). Between runs the storm's median has
+read from 0.99 to 1.13 times its valid time, more than the budget leaves,
+so the verdict also needs the cost the storm's sends are expected to have
+(below the table, from callgrind, which repeats) within the budget.
 
 | figure | value |
 |---|---|
@@ -281,7 +303,7 @@ stack, minus the warm-up they share.
 | `ibsso_cached` overhead <= 1.5x `app` overhead | {fmt(ib_r)} | {fmt(i_ib)} | {met(at_most(decide(i_ib, ib_r), 1.5))} |
 | `ibsso_cached_cloned` overhead <= 1.5x `app` overhead | {fmt(ib_c_r)} | {fmt(i_ib_c)} | {met(at_most(decide(i_ib_c, ib_c_r), 1.5))} |
 | storm: exactly 1 login | 1 | | **met** |
-| storm within 3 x login + valid (per round, median) | storm {loop['storm_round_ratio']:.3f}x valid vs budget {loop['storm_budget_ratio']:.3f}x (control {loop['control_round_ratio']:.3f}x) | {'n/a' if not bursts else f"expected from its sends {expected:.3f}x (held {held_cost:.3f}x, replayed {replayed_cost:.3f}x)"} | {met(loop['storm_round_ratio'] <= loop['storm_budget_ratio'])} |
+| storm within 3 x login + valid (per round, median) | storm {loop['storm_round_ratio']:.3f}x valid vs budget {loop['storm_budget_ratio']:.3f}x (control {loop['control_round_ratio']:.3f}x) | {'n/a' if not bursts else f"expected from its sends {expected:.3f}x (held {held_cost:.3f}x, replayed {replayed_cost:.3f}x)"} | {met(storm_met)} |
 | end-to-end throughput >= 0.97x, default mode | {tr:.3f} (CPU {loop['cpu_ratio']:.3f}) | {'n/a' if i_e2e is None else f'{i_e2e:.3f}'} | {met(decide(i_e2e, min(tr, loop['cpu_ratio'])) >= 0.97)} |
 | end-to-end throughput >= 0.97x, `clone_bodies()` | {tr_c:.3f} (CPU {loop['cpu_ratio_cloned']:.3f}) | {'n/a' if i_e2e_c is None else f'{i_e2e_c:.3f}'} | {met(decide(i_e2e_c, min(tr_c, loop['cpu_ratio_cloned'])) >= 0.97)} |
 
