@@ -341,6 +341,15 @@ async fn storm(rounds: usize) {
     println!("storm_sends {:.0}", median(sends));
     println!("storm_most_sends {most:.0}");
     println!("storm_fewest_sends {fewest:.0}");
+    // Each round's own figures, for `report.sh` to weigh against the cost
+    // of its sends.
+    for (round, row) in rows.iter().enumerate() {
+        println!("storm_round_{round}_sends {}", row.storm.sent);
+        println!("storm_round_{round}_ms {:.3}", row.storm.ms);
+        println!("storm_round_{round}_valid_ms {:.3}", row.valid.ms);
+        println!("storm_round_{round}_control_ms {:.3}", row.control.ms);
+        println!("storm_round_{round}_login_ms {:.3}", row.storm_login);
+    }
 }
 
 #[derive(Clone, Copy, Default)]
