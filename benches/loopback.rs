@@ -31,7 +31,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{AuthLayer, CredentialSource, Ibsso, ReplayBody};
+use infobip_auth::{AuthLayer, CredentialSource, Ibsso, IbssoBuilder, ReplayBody};
 use tokio::sync::Barrier;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http::set_header::SetRequestHeaderLayer;
@@ -65,14 +65,17 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn session(fake: &FakeInfobip, client: &HyperClient) -> Ibsso {
+/// A session source for the fake's account, not built yet.
+fn account(fake: &FakeInfobip) -> IbssoBuilder {
     Ibsso::builder(
         fake.base_url(),
         FakeInfobip::USERNAME,
         FakeInfobip::PASSWORD,
     )
-    .build(client.clone())
-    .unwrap()
+}
+
+fn session(fake: &FakeInfobip, client: &HyperClient) -> Ibsso {
+    account(fake).build(client.clone()).unwrap()
 }
 
 /// A session source whose logins go through `client` and are timed: the
@@ -93,13 +96,7 @@ fn timed_session(fake: &FakeInfobip, client: &HyperClient, logins: &Arc<Mutex<Ve
             }
         })
         .service(client.clone());
-    Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .build(transport)
-    .unwrap()
+    account(fake).build(transport).unwrap()
 }
 
 /// A fresh `FakeInfobip` and a client that reaches it over one HTTP/2

@@ -62,9 +62,6 @@ async fn renews_once_for_1000_concurrent_requests_on_revoked_session() {
     );
 }
 
-/// Two requests readied on a session that is then revoked: the first is
-/// answered 401 and replayed; the second, called after that 401, is never
-/// sent with the revoked token.
 /// The fake server, and a source for its account on a client of its own.
 async fn started() -> (FakeInfobip, Ibsso) {
     let fake = FakeInfobip::start().await.unwrap();
@@ -72,6 +69,19 @@ async fn started() -> (FakeInfobip, Ibsso) {
     (fake, source)
 }
 
+/// A service readied on a session that its source then logged out of: its
+/// next request is held for a new login.
+async fn readied_then_logged_out() -> (FakeInfobip, Ibsso, AuthService<HyperClient, Ibsso>) {
+    let (fake, source) = started().await;
+    let mut service = authed(&fake, source.clone());
+    service.ready().await.unwrap();
+    source.logout().await.unwrap();
+    (fake, source, service)
+}
+
+/// Two requests readied on a session that is then revoked: the first is
+/// answered 401 and replayed; the second, called after that 401, is never
+/// sent with the revoked token.
 #[tokio::test]
 async fn request_readied_before_a_401_is_sent_once_with_the_renewed_session() {
     let (fake, source) = started().await;
@@ -105,10 +115,7 @@ async fn request_readied_before_a_401_is_sent_once_with_the_renewed_session() {
 
 #[tokio::test]
 async fn request_readied_before_a_logout_is_sent_once_with_a_new_session() {
-    let (fake, source) = started().await;
-    let mut service = authed(&fake, source.clone());
-    service.ready().await.unwrap();
-    source.logout().await.unwrap();
+    let (fake, source, mut service) = readied_then_logged_out().await;
 
     let response = service.call(sms("{}")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -209,10 +216,7 @@ async fn replays_whole_body_once_when_401_comes_before_body_was_read() {
 /// never sent.
 #[tokio::test]
 async fn held_request_fails_unsent_when_the_renewal_fails() {
-    let (fake, source) = started().await;
-    let mut service = authed(&fake, source.clone());
-    service.ready().await.unwrap();
-    source.logout().await.unwrap();
+    let (fake, _source, mut service) = readied_then_logged_out().await;
     fake.fail_next_logins(1, StatusCode::INTERNAL_SERVER_ERROR);
 
     let error = service.call(sms("{}")).await.unwrap_err();
