@@ -18,12 +18,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{AuthLayer, AuthService, BoxError, Ibsso, ReplayBody};
+use infobip_auth::{AuthLayer, AuthService, BoxError, Ibsso};
 use tower::{Layer, ServiceExt};
 
 /// The authenticated Infobip client every handler shares. Cloning it is
 /// cheap, and all clones share the connection pool and the session.
-type Infobip = AuthService<Client<HttpConnector, ReplayBody<Full<Bytes>>>, Ibsso>;
+type Infobip = AuthService<Client<HttpConnector, Full<Bytes>>, Ibsso>;
 
 async fn notify(State(infobip): State<Infobip>, text: String) -> (StatusCode, String) {
     let sms = serde_json::json!({

@@ -16,7 +16,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{ApiKey, AuthError, AuthLayer, BoxError, ReplayBody, Rotating};
+use infobip_auth::{ApiKey, AuthError, AuthLayer, BoxError, Rotating};
 use tower::{Layer, ServiceExt};
 
 /// Reads the key from the environment, or else from `path`.
@@ -63,8 +63,7 @@ async fn main() -> Result<(), BoxError> {
 
     let key = Rotating::new(read_key(&path)?);
     watch(path.clone(), &key, Duration::from_millis(20));
-    let client: Client<_, ReplayBody<Full<Bytes>>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let infobip = AuthLayer::new(fake.base_url(), key).layer(client);
     let send = || {
         let request = Request::post("/sms/2/text/advanced")

@@ -1,6 +1,6 @@
 //! `AuthLayer` over a transport written by hand, without hyper: the minimum
 //! a transport must provide is a `tower::Service` that takes
-//! `http::Request<ReplayBody<B>>`, sends the head and every body frame, and
+//! `http::Request<B>` (the caller's own body type), sends the head and every body frame, and
 //! answers with an `http::Response`. This one speaks just enough HTTP/1.1
 //! over a TCP socket (one request per connection) to reach the built-in fake
 //! Infobip server.
@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{ApiKey, AuthLayer, BoxError, ReplayBody};
+use infobip_auth::{ApiKey, AuthLayer, BoxError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::{Layer, Service, ServiceExt};
@@ -26,7 +26,7 @@ use tower::{Layer, Service, ServiceExt};
 #[derive(Clone, Debug)]
 struct RawHttp;
 
-impl Service<Request<ReplayBody<Full<Bytes>>>> for RawHttp {
+impl Service<Request<Full<Bytes>>> for RawHttp {
     type Response = Response<Full<Bytes>>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
@@ -35,11 +35,9 @@ impl Service<Request<ReplayBody<Full<Bytes>>>> for RawHttp {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<ReplayBody<Full<Bytes>>>) -> Self::Future {
+    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            // The body is read through `ReplayBody`, which keeps it in case
-            // the request has to be sent again after a 401.
             let body = body.collect().await?.to_bytes();
             let authority = parts
                 .uri

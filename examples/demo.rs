@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{ApiKey, AuthLayer, Basic, BoxError, Ibsso, ReplayBody};
+use infobip_auth::{ApiKey, AuthLayer, Basic, BoxError, Ibsso};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 const REQUESTS: usize = 50;
@@ -57,8 +57,7 @@ async fn main() -> Result<(), BoxError> {
     let base = fake.base_url();
     println!("fake Infobip listening on {base}");
 
-    let client: Client<_, ReplayBody<Full<Bytes>>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
 
     // App: the recommended method.
     let app = ServiceBuilder::new()

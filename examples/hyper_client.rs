@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{ApiKey, AuthLayer, BoxError, ReplayBody};
+use infobip_auth::{ApiKey, AuthLayer, BoxError};
 use tower::timeout::TimeoutLayer;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::trace::TraceLayer;
@@ -31,8 +31,7 @@ async fn main() -> Result<(), BoxError> {
         .init();
     let fake = FakeInfobip::start().await?;
 
-    let client: Client<_, ReplayBody<Full<Bytes>>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let infobip = ServiceBuilder::new()
         .layer(TraceLayer::new_for_http())
         .layer(TimeoutLayer::new(Duration::from_secs(10)))

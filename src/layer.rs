@@ -1,12 +1,11 @@
 //! [`AuthLayer`]: configuration for [`AuthService`].
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use tower::Layer;
 
 use crate::base_url::BaseUrl;
-use crate::replay::{CloneBodies, RecordBodies, DEFAULT_REPLAY_LIMIT};
+use crate::replay::DEFAULT_REPLAY_LIMIT;
 use crate::service::AuthService;
 use crate::source::CredentialSource;
 
@@ -32,10 +31,9 @@ pub(crate) struct Config {
 ///   credential and the request is replayed once, transparently. A request
 ///   whose credential was rejected between `poll_ready` and `call` (by
 ///   another request's 401, or a logout) is not sent with it: it waits for
-///   the renewal and is sent once. The inner
-///   service receives [`ReplayBody<B>`](crate::ReplayBody), which keeps any
-///   body for that, or with [`clone_bodies`](Self::clone_bodies) the
-///   caller's `B`, cloned for a replay.
+///   the renewal and is sent once. The inner service receives the caller's
+///   request and body type; the replay sends the body's second copy (see
+///   [`ReplayableBody`](crate::ReplayableBody)).
 ///
 /// # Example
 ///
@@ -44,13 +42,13 @@ pub(crate) struct Config {
 /// use http::{Request, Response};
 /// use http_body_util::Empty;
 /// use bytes::Bytes;
-/// use infobip_auth::{ApiKey, AuthLayer, BaseUrl, ReplayBody};
+/// use infobip_auth::{ApiKey, AuthLayer, BaseUrl};
 /// use tower::{service_fn, ServiceBuilder, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let base = BaseUrl::new("https://xyz.api.infobip.com")?;
-/// let transport = service_fn(|req: Request<ReplayBody<Empty<Bytes>>>| async move {
+/// let transport = service_fn(|req: Request<Empty<Bytes>>| async move {
 ///     let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
 ///     Ok::<_, Infallible>(Response::new(auth))
 /// });
@@ -66,17 +64,15 @@ pub(crate) struct Config {
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct AuthLayer<C, M = RecordBodies> {
+pub struct AuthLayer<C> {
     source: C,
     config: Arc<Config>,
-    mode: PhantomData<fn() -> M>,
 }
 
 impl<C> AuthLayer<C> {
     /// Stamps credentials from `source` on requests to `base_url`.
     pub fn new(base_url: BaseUrl, source: C) -> Self {
         Self {
-            mode: PhantomData,
             source,
             config: Arc::new(Config {
                 base_url,
@@ -85,9 +81,7 @@ impl<C> AuthLayer<C> {
             }),
         }
     }
-}
 
-impl<C, M> AuthLayer<C, M> {
     /// Replace an `Authorization` header the caller set (default: keep it,
     /// and leave such requests alone).
     pub fn override_existing(mut self, yes: bool) -> Self {
@@ -103,54 +97,18 @@ impl<C, M> AuthLayer<C, M> {
         self
     }
 
-    /// Hands the inner service the caller's body type `B` itself and, for a
-    /// replay, a clone of the body made when the request is stamped; every
-    /// request body must then be `Clone` (see [`CloneBodies`]).
-    ///
-    /// The default ([`RecordBodies`]) works for any body, and the inner
-    /// service receives [`ReplayBody<B>`](crate::ReplayBody). For bodies such
-    /// as `Full<Bytes>`, whose clone is a reference count, this mode costs
-    /// no more, and a hyper-util client keeps its own body type:
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http_body_util::Full;
-    /// use hyper_util::client::legacy::{connect::HttpConnector, Client};
-    /// use hyper_util::rt::TokioExecutor;
-    /// use infobip_auth::{AuthLayer, BaseUrl, Ibsso};
-    /// use tower::Layer;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), infobip_auth::AuthError> {
-    /// let base = BaseUrl::new("https://xyz.api.infobip.com")?;
-    /// let client: Client<HttpConnector, Full<Bytes>> =
-    ///     Client::builder(TokioExecutor::new()).build_http();
-    /// let source = Ibsso::builder(base.clone(), "user", "password").build(client.clone())?;
-    /// let infobip = AuthLayer::new(base, source).clone_bodies().layer(client);
-    /// # let _ = infobip;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn clone_bodies(self) -> AuthLayer<C, CloneBodies> {
-        AuthLayer {
-            source: self.source,
-            config: self.config,
-            mode: PhantomData,
-        }
-    }
-
     /// The source this layer stamps from.
     pub fn source(&self) -> &C {
         &self.source
     }
 }
 
-impl<S, C, M> Layer<S> for AuthLayer<C, M>
+impl<S, C> Layer<S> for AuthLayer<C>
 where
     S: Clone,
     C: CredentialSource + Clone,
 {
-    type Service = AuthService<S, C, M>;
+    type Service = AuthService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthService::from_parts(inner, self.source.clone(), (*self.config).clone())

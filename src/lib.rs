@@ -16,36 +16,52 @@
 //!
 //! # Example
 //!
+//! The layer drops into the client you already have: the client keeps its
+//! type, here hyper-util's `Client<_, Full<Bytes>>`, whichever source
+//! stamps its requests. (The example runs against
+//! [`testing::FakeInfobip`]; in production the client has an HTTPS
+//! connector and the base URL is your account's.)
+//!
 //! ```
-//! use std::convert::Infallible;
 //! use bytes::Bytes;
-//! use http::{Request, Response};
+//! use http::Request;
 //! use http_body_util::Full;
-//! use infobip_auth::{AuthLayer, BaseUrl, Basic, ReplayBody};
-//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use hyper_util::client::legacy::{connect::HttpConnector, Client};
+//! use hyper_util::rt::TokioExecutor;
+//! use infobip_auth::testing::FakeInfobip;
+//! use infobip_auth::{ApiKey, AuthLayer, Ibsso};
+//! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! // Any tower service taking `Request<ReplayBody<B>>` works as the transport;
-//! // in production it is a hyper-util client (see the README).
-//! let transport = service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
-//!     let stamped = &req.headers()["authorization"];
-//!     assert!(stamped.is_sensitive());
-//!     Ok::<_, Infallible>(Response::new(stamped.to_str().unwrap().to_owned()))
-//! });
-//! let client = ServiceBuilder::new()
-//!     .layer(AuthLayer::new(
-//!         BaseUrl::new("xyz.api.infobip.com")?,
-//!         Basic::new("Aladdin", "openSesame")?,
-//!     ))
-//!     .service(transport);
+//! # let fake = FakeInfobip::start().await?;
+//! # let base = fake.base_url();
+//! # let (api_key, username, password) = (FakeInfobip::API_KEY, FakeInfobip::USERNAME, FakeInfobip::PASSWORD);
+//! // The client as it was before authentication came in.
+//! let client: Client<HttpConnector, Full<Bytes>> =
+//!     Client::builder(TokioExecutor::new()).build_http();
+//! let sms = || Request::post("/sms/2/text/advanced").body(Full::new(Bytes::from("{}")));
 //!
-//! let request = Request::post("/sms/2/text/advanced").body(Full::new(Bytes::from("{}")))?;
-//! let stamped = client.oneshot(request).await?.into_body();
-//! assert_eq!(stamped, "Basic QWxhZGRpbjpvcGVuU2VzYW1l");
+//! // `Authorization: App <key>`.
+//! let with_key = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(base.clone(), ApiKey::new(api_key)?))
+//!     .service(client.clone());
+//! assert!(with_key.oneshot(sms()?).await?.status().is_success());
+//!
+//! // `Authorization: IBSSO <token>`: logs in through the same client, renews
+//! // on 401 and replays the request with a clone of its body.
+//! let session = Ibsso::builder(base.clone(), username, password).build(client.clone())?;
+//! let with_session = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(base, session))
+//!     .service(client);
+//! assert!(with_session.oneshot(sms()?).await?.status().is_success());
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! With a renewing source ([`Ibsso`], [`OAuth2`]) every request body must
+//! be [`ReplayableBody`]: bodies in memory are, and a streaming body is made
+//! so by wrapping it in [`ReplayBody`]. Static sources ask nothing of it.
 //!
 //! # Security defaults
 //!
@@ -76,7 +92,6 @@ struct ReadmeDoctests;
 mod base_url;
 mod error;
 mod future;
-mod head;
 mod layer;
 mod replay;
 mod secret;
@@ -90,9 +105,7 @@ pub use base_url::BaseUrl;
 pub use error::{AuthError, BoxError, ErrorKind};
 pub use future::ResponseFuture;
 pub use layer::AuthLayer;
-pub use replay::{
-    CloneBodies, RecordBodies, ReplayBody, ReplayMode, ReplaySkipped, DEFAULT_REPLAY_LIMIT,
-};
+pub use replay::{ReplayBody, ReplaySkipped, ReplayableBody, DEFAULT_REPLAY_LIMIT};
 pub use service::AuthService;
 pub use source::{
     ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder, OAuth2,

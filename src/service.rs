@@ -23,13 +23,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::mem;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use http::header::{Entry, AUTHORIZATION};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use tower::Service;
@@ -38,8 +38,7 @@ use crate::base_url::{BaseUrl, Origin};
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::future::{ResponseFuture, Retry};
 use crate::layer::Config;
-use crate::replay::{RecordBodies, ReplayMode};
-use crate::source::{Credential, CredentialSource};
+use crate::source::{Credential, CredentialSource, KeepsBody};
 
 enum Pending<F> {
     Idle,
@@ -50,16 +49,12 @@ enum Pending<F> {
 /// Stamps `Authorization` on requests to one origin; see
 /// [`AuthLayer`](crate::AuthLayer) for the behaviour.
 ///
-/// `M`, the [`ReplayMode`], decides which body type the inner service
-/// receives: [`ReplayBody<B>`](crate::ReplayBody) by default, the caller's
-/// `B` with [`CloneBodies`](crate::CloneBodies).
-///
+/// The inner service receives the caller's request, body type included.
 /// Cloning gives a service that is not ready yet, as tower expects.
-pub struct AuthService<S, C: CredentialSource, M = RecordBodies> {
+pub struct AuthService<S, C: CredentialSource> {
     inner: S,
     shared: Arc<Shared<S, C>>,
     pending: Pending<C::Future>,
-    mode: PhantomData<fn() -> M>,
 }
 
 /// What the clones of one service, and the requests they may replay,
@@ -84,7 +79,7 @@ impl<S, C: CredentialSource> AuthService<S, C> {
     }
 }
 
-impl<S, C: CredentialSource, M> AuthService<S, C, M> {
+impl<S, C: CredentialSource> AuthService<S, C> {
     pub(crate) fn from_parts(inner: S, source: C, config: Config) -> Self
     where
         S: Clone,
@@ -97,7 +92,6 @@ impl<S, C: CredentialSource, M> AuthService<S, C, M> {
             }),
             inner,
             pending: Pending::Idle,
-            mode: PhantomData,
         }
     }
 
@@ -122,18 +116,17 @@ impl<S, C: CredentialSource, M> AuthService<S, C, M> {
     }
 }
 
-impl<S: Clone, C: CredentialSource, M> Clone for AuthService<S, C, M> {
+impl<S: Clone, C: CredentialSource> Clone for AuthService<S, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
             pending: Pending::Idle,
-            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, C: CredentialSource + fmt::Debug, M> fmt::Debug for AuthService<S, C, M> {
+impl<S: fmt::Debug, C: CredentialSource + fmt::Debug> fmt::Debug for AuthService<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
@@ -143,42 +136,26 @@ impl<S: fmt::Debug, C: CredentialSource + fmt::Debug, M> fmt::Debug for AuthServ
     }
 }
 
-impl<S, C, M, B, RB> Service<Request<B>> for AuthService<S, C, M>
+impl<S, C, B, RB> Service<Request<B>> for AuthService<S, C>
 where
-    M: ReplayMode<B>,
-    S: Service<Request<M::Body>, Response = Response<RB>> + Clone,
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     C: CredentialSource,
-    B: Body,
+    C::Kind: KeepsBody<B>,
     RB: Body,
 {
     type Response = Response<RB>;
     type Error = AuthError;
-    type Future = ResponseFuture<S, C, B, RB, M>;
+    type Future = ResponseFuture<S, C, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let resolved = match &mut self.pending {
-            Pending::Resolved(resolved) => resolved.is_ok(),
-            Pending::Idle => {
-                // Most sources answer at once: their future never needs
-                // to be stored.
-                let mut future = self.shared.source.credential();
-                let Poll::Ready(resolved) = Pin::new(&mut future).poll(cx) else {
-                    self.pending = Pending::Resolving(future);
-                    return Poll::Pending;
-                };
-                let ok = resolved.is_ok();
-                self.pending = Pending::Resolved(resolved);
-                ok
-            }
-            Pending::Resolving(future) => {
-                let resolved = std::task::ready!(Pin::new(future).poll(cx));
-                let ok = resolved.is_ok();
-                self.pending = Pending::Resolved(resolved);
-                ok
-            }
-        };
-        if !resolved {
+        if let Pending::Idle = self.pending {
+            self.pending = Pending::Resolving(self.shared.source.credential());
+        }
+        if let Pending::Resolving(future) = &mut self.pending {
+            self.pending = Pending::Resolved(ready!(Pin::new(future).poll(cx)));
+        }
+        if let Pending::Resolved(Err(_)) = self.pending {
             // The error is reported by `call`, for this request only.
             return Poll::Ready(Ok(()));
         }
@@ -199,26 +176,17 @@ where
                 ))
             }
         };
-        // The request is changed in place and moved once, into its
-        // replayable form: this is the per-request hot path.
-        let origin = if request.uri().scheme().is_none() && request.uri().authority().is_none() {
-            // Moved, not cloned: cloning a parsed path allocates.
-            let path = mem::take(request.uri_mut())
-                .into_parts()
-                .path_and_query
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            *request.uri_mut() = self.shared.config.base_url.resolve(path);
-            Origin::Exact
-        } else {
-            self.shared.config.base_url.origin_of(request.uri())
-        };
-        if origin == Origin::Other {
-            return ResponseFuture::first(self.inner.call(request.map(M::pass)), None);
+        let base_url = &self.shared.config.base_url;
+        let uri = request.uri_mut();
+        if uri.scheme().is_none() && uri.authority().is_none() {
+            let path = mem::take(uri).into_parts().path_and_query;
+            *uri = base_url.resolve(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
+        } else if base_url.origin_of(uri) == Origin::Other {
+            return ResponseFuture::first(self.inner.call(request), None);
         }
         // A static source hands its value over; a renewing one keeps the
         // credential, to report a 401 against.
-        let renews = self.shared.source.can_renew();
-        let (value, credential) = if renews {
+        let (value, credential) = if self.shared.source.can_renew() {
             (credential.header_value().clone(), Some(credential))
         } else {
             (credential.into_header_value(), None)
@@ -228,26 +196,20 @@ where
             Ok(ours_sent) => ours_sent,
             Err(error) => return ResponseFuture::failed(error),
         };
+        // Not renewing, or the caller's own `Authorization` is sent.
         let Some(credential) = credential.filter(|_| ours_sent) else {
-            return ResponseFuture::first(self.inner.call(request.map(M::pass)), None);
+            return ResponseFuture::first(self.inner.call(request), None);
         };
-        let at_base = origin == Origin::Exact;
         if self.shared.source.is_rejected(&credential) {
             return self.hold(request, credential);
         }
-        let (parts, body) = request.into_parts();
-        let (first, replay) = M::keep(body, self.shared.config.replay_limit);
-        let retry = Retry::new(self.shared.clone(), credential, &parts, at_base, replay);
-        let request = Request::from_parts(parts, first);
+        let copy = C::Kind::keep(request.body_mut(), self.shared.config.replay_limit);
+        let retry = Retry::new(self.shared.clone(), credential, &request, copy);
         ResponseFuture::first(self.inner.call(request), Some(retry))
     }
 }
 
-impl<S, C, M> AuthService<S, C, M>
-where
-    S: Clone,
-    C: CredentialSource,
-{
+impl<S: Clone, C: CredentialSource> AuthService<S, C> {
     /// A request whose credential was answered 401 between `poll_ready`
     /// and `call` (a renewal storm: many requests readied, one rejected
     /// first). Sending it would only earn another 401, so it is not sent:
@@ -258,23 +220,13 @@ where
     /// the slot it may hold (a `ConcurrencyLimit` permit, a `Buffer` slot)
     /// is not held while the renewal runs.
     #[cold]
-    #[inline(never)]
-    fn hold<B, RB>(
-        &mut self,
-        request: Request<B>,
-        stamped: Credential,
-    ) -> ResponseFuture<S, C, B, RB, M>
+    fn hold<B>(&mut self, request: Request<B>, stamped: Credential) -> ResponseFuture<S, C, B>
     where
-        M: ReplayMode<B>,
-        S: Service<Request<M::Body>, Response = Response<RB>>,
-        S::Error: Into<BoxError>,
-        RB: Body,
+        S: Service<Request<B>>,
     {
         let unready = self.inner.clone();
         drop(mem::replace(&mut self.inner, unready));
-        let (parts, body) = request.into_parts();
-        let retry = Retry::held(self.shared.clone(), stamped, parts, M::pass(body));
-        ResponseFuture::held(retry)
+        ResponseFuture::held(Retry::held(self.shared.clone(), stamped, request))
     }
 }
 

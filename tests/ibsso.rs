@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    authed, hyper_client, hyper_client_for, ibsso, ibsso_builder, send, sms, streaming,
-    HyperClient, StreamingBody,
+    authed, hyper_client, hyper_client_for, ibsso, send, sms, streaming, HyperClient, StreamingBody,
 };
 use futures_util::future::join_all;
 use http::{Request, StatusCode};
 use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{
-    AuthLayer, AuthService, CloneBodies, CredentialSource, ErrorKind, Ibsso, ReplaySkipped,
-    DEFAULT_REPLAY_LIMIT,
+    AuthLayer, AuthService, CredentialSource, ErrorKind, Ibsso, ReplaySkipped, DEFAULT_REPLAY_LIMIT,
 };
 use tokio::sync::Barrier;
 use tower::{Layer, Service, ServiceExt};
@@ -252,7 +250,7 @@ async fn replays_an_in_memory_body_whole_when_401_comes_before_it_was_read() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();
     let service = authed(&fake, ibsso(&fake, &client));
-    // `Full` knows its size: it is read when the request is stamped, and
+    // `Full` is cloned when the request is stamped (a reference count):
     // both attempts send the same bytes.
     let (_, whole) = chunks(48 * 1024, 48 * 1024);
 
@@ -263,24 +261,13 @@ async fn replays_an_in_memory_body_whole_when_401_comes_before_it_was_read() {
     assert_replayed_once(&fake, &whole, 0);
 }
 
-/// A client that takes the caller's `Full` body as it is: with
-/// `clone_bodies`, nothing wraps it.
-type PlainClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<Bytes>,
->;
-
-fn cloning_service(
-    fake: &FakeInfobip,
-    limit: usize,
-) -> (AuthService<PlainClient, Ibsso, CloneBodies>, Ibsso) {
-    let client: PlainClient =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let source = ibsso_builder(fake).build(client.clone()).unwrap();
+/// The drop-in stack: the client takes the caller's `Full` body as it is,
+/// and a replay sends a clone of it.
+fn full_body_service(fake: &FakeInfobip, limit: usize) -> (AuthService<HyperClient, Ibsso>, Ibsso) {
+    let client = hyper_client();
+    let source = ibsso(fake, &client);
     let service = AuthLayer::new(fake.base_url(), source.clone())
         .replay_limit(limit)
-        .clone_bodies()
         .layer(client);
     (service, source)
 }
@@ -288,7 +275,7 @@ fn cloning_service(
 #[tokio::test]
 async fn cloned_body_is_replayed_whole_after_the_session_is_revoked() {
     let fake = FakeInfobip::start().await.unwrap();
-    let (service, source) = cloning_service(&fake, DEFAULT_REPLAY_LIMIT);
+    let (service, source) = full_body_service(&fake, DEFAULT_REPLAY_LIMIT);
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
 
     fake.revoke_sessions();
@@ -303,7 +290,7 @@ async fn cloned_body_is_replayed_whole_after_the_session_is_revoked() {
 #[tokio::test]
 async fn cloned_body_over_the_limit_gets_401_with_marker() {
     let fake = FakeInfobip::start().await.unwrap();
-    let (service, _) = cloning_service(&fake, 1024);
+    let (service, _) = full_body_service(&fake, 1024);
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
 
     fake.revoke_sessions();

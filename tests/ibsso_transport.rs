@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
-use infobip_auth::{AuthLayer, BaseUrl, CredentialSource, ErrorKind, Ibsso, ReplayBody};
+use infobip_auth::{AuthLayer, BaseUrl, CredentialSource, ErrorKind, Ibsso};
 use tower::{service_fn, ServiceExt};
 use tower_test::mock;
 
@@ -53,7 +53,7 @@ async fn malformed_login_answers_fail_without_sending_the_request() {
         let source = answering(200, body, calls.clone());
         let layer = AuthLayer::new(base(), source.clone());
         let (service, mut handle) =
-            mock::spawn_layer::<Request<ReplayBody<Empty<Bytes>>>, Response<String>, _>(layer);
+            mock::spawn_layer::<Request<Empty<Bytes>>, Response<String>, _>(layer);
         handle.allow(10);
         let request = Request::get("/sms/1/reports").body(Empty::new()).unwrap();
         let error = service.into_inner().oneshot(request).await.unwrap_err();
@@ -94,7 +94,7 @@ async fn connection_error_is_a_transport_error_and_later_requests_retry() {
 }
 
 #[tokio::test]
-async fn cancelled_login_does_not_leave_the_source_stuck() {
+async fn a_login_outlives_the_requests_that_gave_up_on_it() {
     let calls = Arc::new(AtomicUsize::new(0));
     let release = Arc::new(tokio::sync::Semaphore::new(0));
     let transport = {
@@ -118,23 +118,25 @@ async fn cancelled_login_does_not_leave_the_source_stuck() {
         .build(transport)
         .unwrap();
 
-    // A caller gives up on the first login.
+    // A caller gives up on the login.
     let first = tokio::time::timeout(Duration::from_millis(20), source.credential()).await;
-    assert!(first.is_err(), "the first login hangs");
+    assert!(first.is_err(), "the login hangs");
 
-    // With no one waiting, the login was dropped: a new request starts a
-    // new one instead of waiting forever.
+    // The login runs on as its own task: once it answers, its session is
+    // there for the next request, with no second login.
+    release.add_permits(1);
     let credential = source.credential().await.unwrap();
     assert_eq!(credential.header_value(), "IBSSO fresh-token");
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(source.stats().logins, 1);
 }
 
-/// In a renewal storm thousands of requests wait on one login, and every
-/// progress of the login wakes them all. Each woken request must not drive
-/// the login again: the login's transport is polled once to start and once
-/// per wake of its own, however many requests wait.
+/// In a renewal storm thousands of requests wait on one login. The login
+/// runs as a task of its own: waiting requests never drive it, so its
+/// transport is polled once to start and once per wake of its own, however
+/// many requests wait and however often they are polled.
 #[tokio::test]
-async fn requests_waiting_on_one_login_do_not_each_drive_it() {
+async fn requests_waiting_on_one_login_do_not_drive_it() {
     let polls = Arc::new(AtomicUsize::new(0));
     let (release, released) = tokio::sync::watch::channel(false);
     let counted = polls.clone();
@@ -158,18 +160,23 @@ async fn requests_waiting_on_one_login_do_not_each_drive_it() {
     let mut waiting: Vec<_> = (0..100)
         .map(|_| tokio_test::task::spawn(source.credential()))
         .collect();
-    for _ in 0..2 {
+    for _ in 0..3 {
         for request in &mut waiting {
             assert!(request.poll().is_pending());
         }
+        // The login task runs here.
+        tokio::task::yield_now().await;
     }
     assert_eq!(
         polls.load(Ordering::SeqCst),
         1,
-        "200 polls of 100 waiting requests, no wake: the login is driven once"
+        "300 polls of 100 waiting requests: the login's transport was polled once"
     );
 
     release.send(true).unwrap();
+    // One more request waits for the same login, to its end.
+    let last = source.credential().await.unwrap();
+    assert_eq!(last.header_value(), "IBSSO one-login");
     for request in &mut waiting {
         assert!(request.is_woken(), "every waiting request is woken");
         let std::task::Poll::Ready(credential) = request.poll() else {
@@ -180,8 +187,9 @@ async fn requests_waiting_on_one_login_do_not_each_drive_it() {
     assert_eq!(
         polls.load(Ordering::SeqCst),
         2,
-        "one wake of the login: driven once more, not once per request"
+        "one wake of the login: polled once more, not once per request"
     );
+    assert_eq!(source.stats().logins, 1);
 }
 
 #[tokio::test]

@@ -7,13 +7,11 @@ use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use http_body_util::Empty;
-use infobip_auth::{
-    source, ApiKey, AuthError, AuthLayer, BaseUrl, Credential, CredentialSource, ReplayBody,
-};
+use infobip_auth::{source, ApiKey, AuthError, AuthLayer, BaseUrl, Credential, CredentialSource};
 use tokio_test::{assert_pending, assert_ready, assert_ready_err, assert_ready_ok, task};
 use tower_test::mock;
 
-type Req = Request<ReplayBody<Empty<Bytes>>>;
+type Req = Request<Empty<Bytes>>;
 
 fn base() -> BaseUrl {
     BaseUrl::new("https://api.infobip.com").unwrap()
@@ -52,6 +50,7 @@ async fn poll_ready_is_pending_while_inner_is_not_ready() {
 async fn received<C>(layer: AuthLayer<C>, req: Request<Empty<Bytes>>) -> Req
 where
     C: CredentialSource + Clone,
+    C::Kind: source::KeepsBody<Empty<Bytes>>,
 {
     let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
     handle.allow(1);
@@ -70,7 +69,7 @@ fn with_callers_authorization() -> Request<Empty<Bytes>> {
     req
 }
 
-fn failing_source() -> impl CredentialSource + Clone {
+fn failing_source() -> impl CredentialSource<Kind = source::Static> + Clone {
     source::from_fn(|| {
         ready(Err::<Credential, _>(AuthError::source_failed(
             "vault unreachable",
@@ -176,15 +175,12 @@ impl Generations {
 
 impl CredentialSource for Generations {
     type Future = std::future::Ready<Result<Credential, AuthError>>;
+    type Kind = source::Renewing;
 
     fn credential(&self) -> Self::Future {
         let generation = self.0 .0.load(Ordering::SeqCst);
         let credential = Credential::new("IBSSO", &format!("token-{generation}"));
         ready(credential.map(|c| c.with_generation(generation)))
-    }
-
-    fn can_renew(&self) -> bool {
-        true
     }
 
     fn is_rejected(&self, credential: &Credential) -> bool {

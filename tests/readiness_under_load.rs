@@ -10,14 +10,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
-use infobip_auth::{AuthLayer, BaseUrl, Ibsso, ReplayBody};
+use infobip_auth::{AuthLayer, BaseUrl, Ibsso};
 use tokio::sync::Semaphore;
 use tokio_test::{assert_pending, assert_ready_ok, task};
 use tower::limit::ConcurrencyLimit;
 use tower::{service_fn, Layer, Service};
 use tower_test::mock;
 
-type Req = Request<ReplayBody<Empty<Bytes>>>;
+type Req = Request<Empty<Bytes>>;
 
 fn base() -> BaseUrl {
     BaseUrl::new("https://api.infobip.com").unwrap()
@@ -56,6 +56,8 @@ async fn slow_login_does_not_hold_the_inner_permit() {
 
     // The login is pending: our service is not ready...
     assert_pending!(cx.enter(|cx, _| auth.poll_ready(cx)));
+    // The login runs as its own task.
+    tokio::task::yield_now().await;
     assert_eq!(logins.load(Ordering::SeqCst), 1);
     // ...and the only permit is still free for anyone else.
     assert_ready_ok!(cx.enter(|cx, _| other.poll_ready(cx)));
@@ -66,7 +68,7 @@ async fn slow_login_does_not_hold_the_inner_permit() {
     assert_pending!(cx.enter(|cx, _| auth.poll_ready(cx)));
 
     // `other` sends and completes: the permit comes back, and we are ready.
-    let done = other.call(Request::new(ReplayBody::new(Empty::new())));
+    let done = other.call(Request::new(Empty::new()));
     let (_, send) = handle.next_request().await.unwrap();
     send.send_response(Response::new(String::new()));
     done.await.unwrap();
@@ -103,6 +105,7 @@ async fn renewal_after_401_does_not_hold_the_inner_permit() {
     // The renewal login waits on the gate; the first attempt's permit has
     // been returned, and the replay has not taken one yet.
     assert_pending!(response.poll());
+    tokio::task::yield_now().await;
     assert_eq!(logins.load(Ordering::SeqCst), 2);
     assert_ready_ok!(cx.enter(|cx, _| other.poll_ready(cx)));
     drop(other);

@@ -75,12 +75,12 @@ async fn request_without_room_for_authorization_fails_typed_and_is_not_sent() {
 
     use http::header::{HeaderName, HeaderValue};
     use http::Response;
-    use infobip_auth::{AuthLayer, BaseUrl, ErrorKind, ReplayBody};
+    use infobip_auth::{AuthLayer, BaseUrl, ErrorKind};
     use tower::{service_fn, Layer, Service, ServiceExt};
 
     let sent = Arc::new(AtomicUsize::new(0));
     let counter = sent.clone();
-    let inner = service_fn(move |_: Request<ReplayBody<Full<Bytes>>>| {
+    let inner = service_fn(move |_: Request<Full<Bytes>>| {
         counter.fetch_add(1, Ordering::SeqCst);
         async { Ok::<_, Infallible>(Response::new(String::new())) }
     });

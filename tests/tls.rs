@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{AuthLayer, BaseUrl, ReplayBody};
+use infobip_auth::{AuthLayer, BaseUrl};
 use rustls::pki_types::CertificateDer;
 use tower::{Layer, ServiceExt};
 
@@ -38,8 +38,7 @@ async fn ibsso_over_https_renews_and_replays() {
         .https_only()
         .enable_http1()
         .build();
-    let client: Client<_, ReplayBody<Full<Bytes>>> =
-        Client::builder(TokioExecutor::new()).build(connector);
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
 
     let session = common::ibsso_builder(&fake).build(client.clone()).unwrap();
     let service = AuthLayer::new(fake.base_url(), session.clone()).layer(client);

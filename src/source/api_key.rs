@@ -62,6 +62,7 @@ impl ApiKey {
 
 impl CredentialSource for ApiKey {
     type Future = Ready<Result<Credential, AuthError>>;
+    type Kind = super::Static;
 
     #[inline]
     fn credential(&self) -> Self::Future {

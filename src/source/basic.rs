@@ -82,6 +82,7 @@ impl Basic {
 
 impl CredentialSource for Basic {
     type Future = Ready<Result<Credential, AuthError>>;
+    type Kind = super::Static;
 
     #[inline]
     fn credential(&self) -> Self::Future {

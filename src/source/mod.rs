@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use std::future::{ready, Ready};
-//! use infobip_auth::{AuthError, Credential, CredentialSource};
+//! use infobip_auth::{source, AuthError, Credential, CredentialSource};
 //!
 //! /// Reads the API key from the environment each time it is needed.
 //! #[derive(Clone)]
@@ -29,6 +29,7 @@
 //!
 //! impl CredentialSource for EnvKey {
 //!     type Future = Ready<Result<Credential, AuthError>>;
+//!     type Kind = source::Static;
 //!
 //!     fn credential(&self) -> Self::Future {
 //!         let key = std::env::var("INFOBIP_API_KEY")
@@ -70,6 +71,7 @@ pub use session::{
 };
 
 use crate::error::AuthError;
+use crate::replay::ReplayableBody;
 use crate::secret::{is_visible_ascii, sensitive_header, REDACTED};
 
 /// The value to stamp into `Authorization`, e.g. `App 003026bb...`, with the
@@ -159,6 +161,13 @@ pub trait CredentialSource {
     /// The future [`credential`](Self::credential) returns.
     type Future: Future<Output = Result<Credential, AuthError>> + Unpin;
 
+    /// [`Static`] for a source whose credential a 401 cannot mend (an API
+    /// key, Basic): nothing is kept for a replay and any body type passes.
+    /// [`Renewing`] for a source that obtains a new credential after a 401:
+    /// requests are replayed once, so their bodies must be
+    /// [`ReplayableBody`](crate::ReplayableBody).
+    type Kind: SourceKind;
+
     /// The credential to stamp on the next request.
     ///
     /// # Errors
@@ -166,11 +175,12 @@ pub trait CredentialSource {
     /// An error fails the request it was meant for; nothing is sent.
     fn credential(&self) -> Self::Future;
 
-    /// Whether this source can obtain a new credential after a 401. When it
-    /// can, the service keeps what it needs to replay requests once. Static
-    /// sources leave the default, `false`.
+    /// Whether this source obtains a new credential after a 401; by default
+    /// what its [`Kind`](Self::Kind) says. A [`Renewing`] source that holds
+    /// a static one (as [`BoxCredentialSource`] may) answers `false`, and
+    /// its requests are then not kept for a replay.
     fn can_renew(&self) -> bool {
-        false
+        Self::Kind::RENEWS
     }
 
     /// Called when a request stamped with `rejected` was answered 401.
@@ -207,8 +217,81 @@ pub trait CredentialSource {
     }
 }
 
+/// What a [`CredentialSource`]'s [`Kind`](CredentialSource::Kind) says
+/// about it: [`Static`] or [`Renewing`]. Sealed.
+pub trait SourceKind: sealed::Sealed {
+    /// Whether sources of this kind renew their credential after a 401.
+    const RENEWS: bool;
+}
+
+/// The [`Kind`](CredentialSource::Kind) of sources whose credential a 401
+/// cannot mend: requests are never replayed, any body type passes.
+#[derive(Debug, Clone, Copy)]
+pub enum Static {}
+
+/// The [`Kind`](CredentialSource::Kind) of sources that obtain a new
+/// credential after a 401: each request is replayed once, so its body must
+/// be [`ReplayableBody`].
+#[derive(Debug, Clone, Copy)]
+pub enum Renewing {}
+
+impl SourceKind for Static {
+    const RENEWS: bool = false;
+}
+
+impl SourceKind for Renewing {
+    const RENEWS: bool = true;
+}
+
+/// How requests with bodies of type `B` are kept for a replay, by
+/// [`SourceKind`]: never for [`Static`], through [`ReplayableBody`] for
+/// [`Renewing`]. Sealed; it is what asks a renewing source's request bodies
+/// to be replayable, and asks nothing of a static source's.
+///
+/// A compile error saying that `Renewing: KeepsBody<YourBody>` is not
+/// satisfied means a renewing source was given a body it cannot send twice:
+/// wrap the body in [`ReplayBody`](crate::ReplayBody) or send a body in
+/// memory (see [`ReplayableBody`]).
+#[diagnostic::on_unimplemented(
+    message = "`{B}` cannot be sent again after a 401, which a renewing source (Ibsso, OAuth2) needs",
+    note = "wrap a streaming body in `infobip_auth::ReplayBody::new(body)`, or send a body in memory such as `Full<Bytes>`"
+)]
+pub trait KeepsBody<B>: SourceKind {
+    #[doc(hidden)]
+    fn keep(body: &mut B, limit: usize) -> Option<B>;
+    #[doc(hidden)]
+    fn start_replay(kept: &B) -> bool;
+}
+
+impl<B> KeepsBody<B> for Static {
+    fn keep(_: &mut B, _: usize) -> Option<B> {
+        None
+    }
+
+    fn start_replay(_: &B) -> bool {
+        false
+    }
+}
+
+impl<B: ReplayableBody> KeepsBody<B> for Renewing {
+    fn keep(body: &mut B, limit: usize) -> Option<B> {
+        body.replay_copy(limit)
+    }
+
+    fn start_replay(kept: &B) -> bool {
+        kept.start_replay()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Static {}
+    impl Sealed for super::Renewing {}
+}
+
 impl<T: CredentialSource + ?Sized> CredentialSource for Arc<T> {
     type Future = T::Future;
+    type Kind = T::Kind;
 
     fn credential(&self) -> Self::Future {
         (**self).credential()
@@ -233,6 +316,7 @@ impl<T: CredentialSource + ?Sized> CredentialSource for Arc<T> {
 
 impl<T: CredentialSource + ?Sized> CredentialSource for Box<T> {
     type Future = T::Future;
+    type Kind = T::Kind;
 
     fn credential(&self) -> Self::Future {
         (**self).credential()
@@ -310,6 +394,7 @@ impl BoxCredentialSource {
 
 impl CredentialSource for BoxCredentialSource {
     type Future = BoxFuture<'static, Result<Credential, AuthError>>;
+    type Kind = Renewing;
 
     fn credential(&self) -> Self::Future {
         self.0.dyn_credential()
@@ -374,6 +459,7 @@ where
     Fut: Future<Output = Result<Credential, AuthError>>,
 {
     type Future = Pin<Box<Fut>>;
+    type Kind = Static;
 
     fn credential(&self) -> Self::Future {
         Box::pin((self.f)())
@@ -430,6 +516,7 @@ mod tests {
 
     impl CredentialSource for RejectsUpTo5 {
         type Future = std::future::Ready<Result<Credential, AuthError>>;
+        type Kind = Renewing;
 
         fn credential(&self) -> Self::Future {
             std::future::ready(Credential::new("IBSSO", "t"))

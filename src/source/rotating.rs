@@ -89,6 +89,7 @@ impl RotationHandle {
 
 impl CredentialSource for Rotating {
     type Future = Ready<Result<Credential, AuthError>>;
+    type Kind = super::Static;
 
     #[inline]
     fn credential(&self) -> Self::Future {

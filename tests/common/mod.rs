@@ -13,7 +13,7 @@ use infobip_auth::{
 };
 use tower::{Service, ServiceExt};
 
-pub type HyperClient<B = Full<Bytes>> = Client<HttpConnector, ReplayBody<B>>;
+pub type HyperClient<B = Full<Bytes>> = Client<HttpConnector, B>;
 
 pub fn hyper_client() -> HyperClient {
     hyper_client_for()
@@ -28,16 +28,19 @@ where
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-pub type StreamingBody = http_body_util::combinators::BoxBody<Bytes, infobip_auth::BoxError>;
+/// A streaming body, made replayable by the opt-in wrapper.
+pub type StreamingBody =
+    ReplayBody<http_body_util::combinators::BoxBody<Bytes, infobip_auth::BoxError>>;
 
-/// A body that yields `chunks` one at a time, with no size hint.
+/// A body that yields `chunks` one at a time, with no size hint, wrapped
+/// so that a renewing source can replay it.
 pub fn streaming(chunks: Vec<Bytes>) -> StreamingBody {
     use futures_util::StreamExt;
     let frames = futures_util::stream::iter(chunks).then(|chunk| async move {
         tokio::task::yield_now().await;
         Ok(http_body::Frame::data(chunk))
     });
-    BodyExt::boxed(http_body_util::StreamBody::new(frames))
+    ReplayBody::new(BodyExt::boxed(http_body_util::StreamBody::new(frames)))
 }
 
 /// A session builder for the fake server's account.

@@ -6,24 +6,22 @@
 
 pub(crate) mod transport;
 pub(crate) mod wire;
-mod woken;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, FutureExt, Shared, WeakShared};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::{HeaderValue, Request};
 use tokio::time::Instant;
 
 use self::transport::{Answer, Transport};
-use self::woken::PollWhenWoken;
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, ErrorKind};
 use crate::source::Credential;
@@ -37,11 +35,9 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// The largest login or logout response body read.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
 
-/// One login, driven only when it woke, not once per waiting request (see
-/// [`PollWhenWoken`]).
-type Login = PollWhenWoken<BoxFuture<'static, Result<Credential, AuthError>>>;
-/// The login every request that needs it awaits.
-type LoginFuture = Shared<Login>;
+/// A login every request that needs it awaits: a task on the runtime, so
+/// it runs to its end (within the login timeout) whoever waits for it.
+type LoginFuture = Shared<BoxFuture<'static, Result<Credential, AuthError>>>;
 
 /// What a login yields: the header value and, if the server said, how long
 /// it stays valid.
@@ -121,13 +117,10 @@ macro_rules! engine_backed_source {
     ($source:ty, $name:literal) => {
         impl crate::source::CredentialSource for $source {
             type Future = crate::source::session::SessionFuture;
+            type Kind = crate::source::Renewing;
 
             fn credential(&self) -> Self::Future {
                 self.engine.credential()
-            }
-
-            fn can_renew(&self) -> bool {
-                true
             }
 
             fn on_unauthorized(&self, rejected: &crate::source::Credential) {
@@ -186,9 +179,15 @@ pub(crate) struct Engine {
     /// The current session, readable without the lock: the request path
     /// only loads it. Written, under the lock, together with `state.session`.
     live: ArcSwapOption<Session>,
-    /// When the session was last handed out, in ticks (nanoseconds since
-    /// `epoch`), to within `TOUCH_STEP`.
+    /// The last failed login and until when no other is started; read
+    /// without the lock, so that requests during a backoff never queue.
+    failed: ArcSwapOption<Failure>,
+    /// When the session was last handed out, in ticks, to within
+    /// `touch_step`.
     last_used: AtomicU64,
+    /// When the next background refresh is due, in ticks (`NEVER` while one
+    /// runs or none is due): the one request that swaps it out starts it.
+    refresh_at: AtomicU64,
     /// The newest generation answered 401 or ended by a logout: every
     /// generation up to it is known to be dead (0: none yet; logins count
     /// from 1).
@@ -204,11 +203,16 @@ pub(crate) struct Engine {
 #[derive(Default)]
 struct State {
     session: Option<Arc<Session>>,
-    login: Option<WeakShared<Login>>,
+    /// The login under way and its id.
+    login: Option<(u64, LoginFuture)>,
     /// Id of the newest login; also the generation of the session it yields.
     login_id: u64,
     consecutive_failures: u32,
-    failed: Option<(AuthError, Instant)>,
+}
+
+struct Failure {
+    error: AuthError,
+    until: Instant,
 }
 
 /// Times on the request path are ticks: nanoseconds since the engine's
@@ -287,7 +291,9 @@ impl Engine {
             protocol,
             state: Mutex::new(State::default()),
             live: ArcSwapOption::empty(),
+            failed: ArcSwapOption::empty(),
             last_used: AtomicU64::new(0),
+            refresh_at: AtomicU64::new(NEVER),
             rejected: AtomicU64::new(0),
             idle_ticks,
             touch_step: TOUCH_STEP.min(idle_ticks / 16),
@@ -315,7 +321,7 @@ impl Engine {
     }
 
     pub(crate) fn has_session(&self) -> bool {
-        let (_, now) = self.now();
+        let now = self.ticks_at(Instant::now());
         self.live
             .load()
             .as_ref()
@@ -325,27 +331,22 @@ impl Engine {
     /// Forgets the session and hands back its credential, for a logout.
     pub(crate) fn take_session(&self) -> Option<Credential> {
         let mut state = self.lock();
-        let session = state.session.take();
-        self.live.store(None);
-        if let Some(session) = &session {
-            self.reject(session.credential.generation());
-        }
-        session.map(|s| s.credential.clone())
+        let session = self.publish(&mut state, None)?;
+        self.reject(session.credential.generation());
+        Some(session.credential.clone())
     }
 
-    /// Replaces the session; the caller holds the lock.
-    fn publish(&self, state: &mut State, session: Option<Arc<Session>>, now: Instant) {
+    /// Replaces the session, handing back the one it replaces; the caller
+    /// holds the lock.
+    fn publish(&self, state: &mut State, session: Option<Arc<Session>>) -> Option<Arc<Session>> {
+        let refresh_at = session.as_ref().map_or(NEVER, |s| s.refresh_at);
         if session.is_some() {
-            self.last_used.store(self.ticks_at(now), Ordering::Relaxed);
+            let now = self.ticks_at(Instant::now());
+            self.last_used.store(now, Ordering::Relaxed);
         }
+        self.refresh_at.store(refresh_at, Ordering::Relaxed);
         self.live.store(session.clone());
-        state.session = session;
-    }
-
-    /// The current time, as an `Instant` and in ticks.
-    fn now(&self) -> (Instant, u64) {
-        let now = Instant::now();
-        (now, self.ticks_at(now))
+        std::mem::replace(&mut state.session, session)
     }
 
     fn ticks_at(&self, at: Instant) -> u64 {
@@ -364,103 +365,179 @@ impl Engine {
     }
 
     pub(crate) fn credential(self: &Arc<Self>) -> SessionFuture {
-        let (now, ticks) = self.now();
+        let now = Instant::now();
+        let ticks = self.ticks_at(now);
         // The request path: no lock while a session is good.
         if let Some(session) = &*self.live.load() {
             if self.is_live(session, ticks) {
                 self.touch(ticks);
-                if ticks >= session.refresh_at {
-                    self.refresh_in_background(&mut self.lock(), now);
-                }
+                self.refresh_if_due(ticks);
                 return SessionFuture::ready(Ok(session.credential.clone()));
+            }
+        }
+        if let Some(failure) = &*self.failed.load() {
+            if now < failure.until {
+                tracing::trace!("login suppressed: backing off after a failed login");
+                let error = AuthError::new(
+                    ErrorKind::BackingOff,
+                    "not logging in again yet: the last login failed",
+                )
+                .with_retry_after(Some(failure.until - now))
+                .with_source(failure.error.clone());
+                return SessionFuture::ready(Err(error));
             }
         }
         let mut state = self.lock();
         if let Some(session) = state.session.clone() {
             if self.is_live(&session, ticks) {
                 // Published by another request since the load above.
-                self.touch(ticks);
                 return SessionFuture::ready(Ok(session.credential.clone()));
             }
             // Idle or expired: the server has ended it.
             tracing::debug!(reason = "idle or expired", "renewing the session");
-            self.publish(&mut state, None, now);
+            self.publish(&mut state, None);
             bump(&self.stats.idle_renewals);
         }
-        if let Some(login) = state.login.as_ref().and_then(WeakShared::upgrade) {
-            return SessionFuture::login(login);
+        if let Some((_, login)) = &state.login {
+            return SessionFuture::login(login.clone());
         }
-        if let Some((error, until)) = &state.failed {
-            if now < *until {
-                tracing::trace!("login suppressed: backing off after a failed login");
-                let error = AuthError::new(
-                    ErrorKind::BackingOff,
-                    "not logging in again yet: the last login failed",
-                )
-                .with_retry_after(Some(*until - now))
-                .with_source(error.clone());
-                return SessionFuture::ready(Err(error));
-            }
+        match self.start_login(&mut state) {
+            Ok(login) => SessionFuture::login(login),
+            Err(error) => SessionFuture::ready(Err(error)),
         }
-        SessionFuture::login(self.start_login(&mut state))
     }
 
-    /// Starts the next login while the current credential still works, and
-    /// drives it on the runtime so that no request has to wait for it.
-    fn refresh_in_background(self: &Arc<Self>, state: &mut State, now: Instant) {
-        let in_flight = state.login.as_ref().and_then(WeakShared::upgrade).is_some();
-        let backing_off = state.failed.as_ref().is_some_and(|(_, until)| now < *until);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if in_flight || backing_off {
+    /// Starts the next login while the current credential still works, once:
+    /// only the request that swaps the due time out takes the lock.
+    fn refresh_if_due(self: &Arc<Self>, now: u64) {
+        let due = self.refresh_at.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .refresh_at
+                .compare_exchange(due, NEVER, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
             return;
         }
-        tracing::debug!(reason = "expiry ahead", "refreshing the session");
-        bump(&self.stats.refreshes);
-        let login = self.start_login(state);
-        runtime.spawn(login.map(drop));
+        let mut state = self.lock();
+        if state.login.is_none() && self.start_login(&mut state).is_ok() {
+            tracing::debug!(reason = "expiry ahead", "refreshing the session");
+            bump(&self.stats.refreshes);
+        }
     }
 
-    fn start_login(self: &Arc<Self>, state: &mut State) -> LoginFuture {
+    /// Spawns a login on the runtime; the lock is held only to record it.
+    fn start_login(self: &Arc<Self>, state: &mut State) -> Result<LoginFuture, AuthError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            AuthError::source_failed(
+                "a session source logs in on a tokio runtime: call it from within one",
+                None,
+            )
+        })?;
         state.login_id += 1;
-        bump(&self.stats.logins);
         let id = state.login_id;
-        let request = self.protocol.login_request();
-        let send = request.map(|r| self.transport.send(r, self.settings.max_response_bytes));
-        let timeout = self.settings.login_timeout;
+        bump(&self.stats.logins);
         tracing::debug!(login = id, base_url = %self.base_url, "logging in to Infobip");
-        let guard = LoginGuard {
-            engine: Arc::downgrade(self),
-            id,
-            done: false,
-        };
+        let engine = self.clone();
+        let task = runtime.spawn(async move {
+            let result = engine.login().await;
+            engine.finish(id, result)
+        });
         let engine = Arc::downgrade(self);
         let login = async move {
-            let mut guard = guard;
-            let result = match send {
-                Err(error) => Err(error),
-                Ok(send) => match tokio::time::timeout(timeout, send).await {
-                    Err(_) => Err(AuthError::new(
-                        ErrorKind::Timeout,
-                        format!("login did not finish within {} ms", timeout.as_millis()),
-                    )),
-                    Ok(Err(error)) => Err(error),
-                    Ok(Ok(answer)) => match engine.upgrade() {
-                        Some(engine) => engine.protocol.grant(&answer),
-                        None => Err(AuthError::source_failed(
-                            "the session source was dropped",
-                            None,
-                        )),
-                    },
-                },
-            };
-            guard.finish(result)
+            task.await.unwrap_or_else(|_| {
+                // The runtime shut down under the login: let the next
+                // request start another.
+                if let Some(engine) = engine.upgrade() {
+                    let mut state = engine.lock();
+                    if state.login.as_ref().is_some_and(|(l, _)| *l == id) {
+                        state.login = None;
+                    }
+                }
+                Err(AuthError::source_failed(
+                    "the login task was cancelled",
+                    None,
+                ))
+            })
         }
-        .boxed();
-        let login = PollWhenWoken::new(login).shared();
-        state.login = login.downgrade();
-        login
+        .boxed()
+        .shared();
+        state.login = Some((id, login.clone()));
+        Ok(login)
+    }
+
+    /// Sends one login request and reads its grant.
+    async fn login(&self) -> Result<Grant, AuthError> {
+        let request = self.protocol.login_request()?;
+        let send = self
+            .transport
+            .send(request, self.settings.max_response_bytes);
+        let timeout = self.settings.login_timeout;
+        let answer = tokio::time::timeout(timeout, send).await.map_err(|_| {
+            AuthError::new(
+                ErrorKind::Timeout,
+                format!("login did not finish within {} ms", timeout.as_millis()),
+            )
+        })??;
+        self.protocol.grant(&answer)
+    }
+
+    /// Records login `id`'s outcome: the new session, or the failure and
+    /// its backoff.
+    fn finish(&self, id: u64, result: Result<Grant, AuthError>) -> Result<Credential, AuthError> {
+        let mut state = self.lock();
+        let current = state.login_id == id;
+        if current {
+            state.login = None;
+        }
+        let now = Instant::now();
+        match result {
+            Ok(grant) => {
+                tracing::debug!(login = id, "logged in");
+                let credential = Credential::from_header_value(grant.value).with_generation(id);
+                if current {
+                    let at = |after: Duration| self.ticks_at(now).saturating_add(ticks(after));
+                    let expires_in = grant.expires_in;
+                    let lead = expires_in
+                        .map(|e| e.saturating_sub(self.settings.refresh_before.min(e / 2)));
+                    let session = Session {
+                        credential: credential.clone(),
+                        expires_at: expires_in.map_or(NEVER, at),
+                        refresh_at: lead.map_or(NEVER, at),
+                    };
+                    self.publish(&mut state, Some(Arc::new(session)));
+                    state.consecutive_failures = 0;
+                    self.failed.store(None);
+                }
+                Ok(credential)
+            }
+            Err(error) => {
+                tracing::warn!(login = id, kind = ?error.kind(), %error, "login failed");
+                bump(&self.stats.failed_logins);
+                if current {
+                    state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+                    let doublings = (state.consecutive_failures - 1).min(16);
+                    let backoff = self
+                        .settings
+                        .backoff_initial
+                        .saturating_mul(1 << doublings)
+                        .min(self.settings.backoff_max)
+                        .max(error.retry_after().unwrap_or_default());
+                    let until = now + backoff;
+                    self.failed.store(Some(Arc::new(Failure {
+                        error: error.clone(),
+                        until,
+                    })));
+                    // A failed refresh is tried again after the backoff,
+                    // while the session it was to replace still serves.
+                    if let Some(session) = &state.session {
+                        let retry = self.ticks_at(until).min(session.expires_at);
+                        self.refresh_at.store(retry, Ordering::Relaxed);
+                    }
+                }
+                Err(error)
+            }
+        }
     }
 
     pub(crate) fn on_unauthorized(&self, rejected: &Credential) {
@@ -475,7 +552,7 @@ impl Engine {
                 generation = rejected.generation(),
                 "renewing the session"
             );
-            self.publish(&mut state, None, Instant::now());
+            self.publish(&mut state, None);
             self.reject(rejected.generation());
             bump(&self.stats.renewals);
         }
@@ -512,88 +589,6 @@ impl Engine {
     }
 }
 
-/// Records a login's outcome; if the login is dropped unfinished, clears it
-/// so that the next request starts a new one.
-struct LoginGuard {
-    engine: Weak<Engine>,
-    id: u64,
-    done: bool,
-}
-
-impl LoginGuard {
-    fn finish(&mut self, result: Result<Grant, AuthError>) -> Result<Credential, AuthError> {
-        self.done = true;
-        let result = result.map(|grant| {
-            (
-                Credential::from_header_value(grant.value).with_generation(self.id),
-                grant.expires_in,
-            )
-        });
-        let Some(engine) = self.engine.upgrade() else {
-            return result.map(|(credential, _)| credential);
-        };
-        let mut state = engine.lock();
-        let current = state.login_id == self.id;
-        if current {
-            state.login = None;
-        }
-        let now = Instant::now();
-        match result {
-            Ok((credential, expires_in)) => {
-                tracing::debug!(login = self.id, "logged in");
-                if current {
-                    let refresh_before = expires_in
-                        .map(|e| engine.settings.refresh_before.min(e / 2))
-                        .unwrap_or_default();
-                    let session = Session {
-                        credential: credential.clone(),
-                        expires_at: expires_in
-                            .map_or(NEVER, |e| engine.ticks_at(now).saturating_add(ticks(e))),
-                        refresh_at: expires_in.map_or(NEVER, |e| {
-                            let lead = e.saturating_sub(refresh_before);
-                            engine.ticks_at(now).saturating_add(ticks(lead))
-                        }),
-                    };
-                    engine.publish(&mut state, Some(Arc::new(session)), now);
-                    state.consecutive_failures = 0;
-                    state.failed = None;
-                }
-                Ok(credential)
-            }
-            Err(error) => {
-                tracing::warn!(login = self.id, kind = ?error.kind(), %error, "login failed");
-                bump(&engine.stats.failed_logins);
-                if current {
-                    state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                    let doublings = (state.consecutive_failures - 1).min(16);
-                    let backoff = engine
-                        .settings
-                        .backoff_initial
-                        .saturating_mul(1 << doublings)
-                        .min(engine.settings.backoff_max)
-                        .max(error.retry_after().unwrap_or_default());
-                    state.failed = Some((error.clone(), now + backoff));
-                }
-                Err(error)
-            }
-        }
-    }
-}
-
-impl Drop for LoginGuard {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        if let Some(engine) = self.engine.upgrade() {
-            let mut state = engine.lock();
-            if state.login_id == self.id {
-                state.login = None;
-            }
-        }
-    }
-}
-
 /// The future a session source hands out: ready at once while a session is
 /// held, otherwise shared with every other request waiting on the same login.
 pub struct SessionFuture {
@@ -622,7 +617,6 @@ impl SessionFuture {
 impl Future for SessionFuture {
     type Output = Result<Credential, AuthError>;
 
-    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
             FutureState::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
