@@ -44,10 +44,25 @@ pub enum ErrorKind {
     /// The wrapped (inner) service returned an error.
     Inner,
     /// This request could not carry the credential: it already holds the
-    /// most header fields `HeaderMap` allows, or, answered 401, it could not
-    /// be rebuilt for its replay (a header or URI that bypassed `http`'s
-    /// validation).
+    /// most header fields `HeaderMap` allows.
     Request,
+    /// [`AuthService`](crate::AuthService) was called without a
+    /// `poll_ready` that returned `Ready` first, as tower requires.
+    NotReady,
+    /// A future was polled again after it had completed.
+    PolledAfterCompletion,
+}
+
+/// One `is_*` method per [`ErrorKind`].
+macro_rules! kind_predicates {
+    ($($(#[$doc:meta])* $name:ident => $kind:ident,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> bool {
+                self.inner.kind == ErrorKind::$kind
+            }
+        )*
+    };
 }
 
 /// The error returned by this crate's constructors, sources and services.
@@ -125,19 +140,38 @@ impl AuthError {
         self.inner.retry_after
     }
 
-    /// A constructor was given a malformed credential.
-    pub fn is_invalid_credential(&self) -> bool {
-        self.inner.kind == ErrorKind::InvalidCredential
-    }
-
-    /// A base URL was rejected.
-    pub fn is_invalid_base_url(&self) -> bool {
-        self.inner.kind == ErrorKind::InvalidBaseUrl
-    }
-
-    /// The login endpoint rejected the username or password.
-    pub fn is_bad_credentials(&self) -> bool {
-        self.inner.kind == ErrorKind::BadCredentials
+    kind_predicates! {
+        /// A credential given to a constructor was rejected.
+        is_invalid_credential => InvalidCredential,
+        /// A base URL was rejected, or a session source and the layer it was
+        /// given to name different base URLs.
+        is_invalid_base_url => InvalidBaseUrl,
+        /// The login endpoint rejected the username or password.
+        is_bad_credentials => BadCredentials,
+        /// The login endpoint answered 429; see [`retry_after`](Self::retry_after).
+        is_throttled => Throttled,
+        /// The login endpoint failed (5xx or another unexpected status).
+        is_login_failed => LoginFailed,
+        /// A login (or logout) did not finish within its timeout.
+        is_timeout => Timeout,
+        /// A login request could not be sent or its response not read.
+        is_transport => Transport,
+        /// A login response was not what was expected.
+        is_invalid_response => InvalidResponse,
+        /// No login is tried while recent ones failed; see
+        /// [`retry_after`](Self::retry_after).
+        is_backing_off => BackingOff,
+        /// A custom [`CredentialSource`](crate::CredentialSource) failed.
+        is_source => Source,
+        /// The error came from the wrapped service; [`source`](StdError::source)
+        /// returns it.
+        is_inner => Inner,
+        /// The request could not carry the credential.
+        is_request => Request,
+        /// The service was called before `poll_ready` returned `Ready`.
+        is_not_ready => NotReady,
+        /// A future was polled after it had completed.
+        is_polled_after_completion => PolledAfterCompletion,
     }
 
     /// Any failure to obtain a session (bad credentials, throttling, server
@@ -153,12 +187,6 @@ impl AuthError {
                 | ErrorKind::InvalidResponse
                 | ErrorKind::BackingOff
         )
-    }
-
-    /// The error came from the wrapped service; [`source`](StdError::source)
-    /// returns it.
-    pub fn is_inner(&self) -> bool {
-        self.inner.kind == ErrorKind::Inner
     }
 
     /// The inner service's (or transport's) error, if this error wraps one.
@@ -217,6 +245,49 @@ mod tests {
             .unwrap()
             .downcast_ref::<std::io::Error>()
             .is_some());
+    }
+
+    #[test]
+    fn every_kind_has_its_own_predicate() {
+        use ErrorKind::*;
+        let kinds = [
+            InvalidCredential,
+            InvalidBaseUrl,
+            BadCredentials,
+            Throttled,
+            LoginFailed,
+            Timeout,
+            Transport,
+            InvalidResponse,
+            BackingOff,
+            Source,
+            Inner,
+            Request,
+            NotReady,
+            PolledAfterCompletion,
+        ];
+        let predicates: [fn(&AuthError) -> bool; 14] = [
+            AuthError::is_invalid_credential,
+            AuthError::is_invalid_base_url,
+            AuthError::is_bad_credentials,
+            AuthError::is_throttled,
+            AuthError::is_login_failed,
+            AuthError::is_timeout,
+            AuthError::is_transport,
+            AuthError::is_invalid_response,
+            AuthError::is_backing_off,
+            AuthError::is_source,
+            AuthError::is_inner,
+            AuthError::is_request,
+            AuthError::is_not_ready,
+            AuthError::is_polled_after_completion,
+        ];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let error = AuthError::new(kind, "x");
+            for (j, is) in predicates.iter().enumerate() {
+                assert_eq!(is(&error), i == j, "{kind:?}, predicate {j}");
+            }
+        }
     }
 
     #[test]

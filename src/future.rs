@@ -14,7 +14,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use crate::error::{AuthError, BoxError};
+use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::replay::ReplaySkipped;
 use crate::service::Shared;
 use crate::source::{Credential, CredentialSource, KeepsBody};
@@ -131,7 +131,10 @@ where
             let next = match state.as_mut().project() {
                 StateProj::Failed { error } => {
                     return Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                        AuthError::source_failed("response future polled after completion", None)
+                        AuthError::new(
+                            ErrorKind::PolledAfterCompletion,
+                            "response future polled after completion",
+                        )
                     })))
                 }
                 StateProj::First { future, retry } => {

@@ -111,3 +111,8 @@ pub use source::{
     ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder, OAuth2,
     OAuth2Builder, Rotating, RotationHandle, SessionStats,
 };
+// Every default the crate applies, in one place.
+pub use source::{
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REFRESH_BEFORE,
+};

@@ -171,7 +171,7 @@ where
             Pending::Resolved(Err(error)) => return ResponseFuture::failed(error),
             _ => {
                 return ResponseFuture::failed(AuthError::new(
-                    ErrorKind::Inner,
+                    ErrorKind::NotReady,
                     "AuthService::call was called before poll_ready returned Ready",
                 ))
             }

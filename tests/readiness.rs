@@ -228,3 +228,27 @@ fn request_readied_with_a_credential_rejected_before_call_is_sent_once_with_the_
     send.send_response(Response::new(String::new()));
     assert_ready_ok!(response.poll());
 }
+
+/// tower's contract is broken by the caller: the error says so, by kind,
+/// and nothing is sent.
+#[tokio::test]
+async fn call_before_poll_ready_is_a_not_ready_error() {
+    let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap());
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
+    handle.allow(1);
+    let error = service.call(request()).await.unwrap_err();
+    assert!(error.is_not_ready(), "{error:?}");
+    assert_pending!(handle.poll_request());
+}
+
+#[tokio::test]
+async fn polling_a_response_after_it_completed_says_so() {
+    let layer = AuthLayer::new(base(), ApiKey::new("key").unwrap());
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
+    handle.allow(1);
+    // A future that completed with an error once: polled again, it says so.
+    let mut response = task::spawn(service.call(request()));
+    assert_ready_err!(response.poll());
+    let error = assert_ready_err!(response.poll());
+    assert!(error.is_polled_after_completion(), "{error:?}");
+}

@@ -36,8 +36,9 @@ impl Basic {
     /// # Errors
     ///
     /// [`InvalidCredential`](crate::ErrorKind::InvalidCredential) if the
-    /// username is empty or contains `:`, the password is empty, or either
-    /// contains a control character.
+    /// username is empty or contains `:`, or either contains a control
+    /// character. An empty password is valid (RFC 7617; `curl -u user:`
+    /// sends the same).
     pub fn new(username: impl AsRef<str>, password: impl AsRef<str>) -> Result<Self, AuthError> {
         let (username, password) = (username.as_ref(), password.as_ref());
         if username.is_empty() {
@@ -47,9 +48,6 @@ impl Basic {
             return Err(AuthError::invalid_credential(
                 "Basic username must not contain ':' (RFC 7617)",
             ));
-        }
-        if password.is_empty() {
-            return Err(AuthError::invalid_credential("Basic password is empty"));
         }
         if username.chars().any(char::is_control) {
             return Err(AuthError::invalid_credential(
@@ -141,7 +139,6 @@ mod tests {
         let cases = [
             ("", "pw", "username is empty"),
             ("a:b", "pw", "':'"),
-            ("user", "", "password is empty"),
             ("us\ner", "pw", "username contains a control"),
             ("user", "p\0w", "password contains a control"),
             ("user", "p\x7fw", "password contains a control"),
@@ -151,6 +148,14 @@ mod tests {
             assert!(error.is_invalid_credential());
             assert!(error.to_string().contains(why), "{user:?}: {error}");
         }
+    }
+
+    #[test]
+    fn an_empty_password_is_valid() {
+        let basic = Basic::new("user", "").unwrap();
+        // What `curl -u user:` sends.
+        assert_eq!(basic.credential.header_value(), "Basic dXNlcjo=");
+        assert!(Basic::new("us:er", "").unwrap_err().is_invalid_credential());
     }
 
     #[test]

@@ -79,7 +79,17 @@ use crate::secret::{is_visible_ascii, sensitive_header, REDACTED};
 ///
 /// The header value is always marked [sensitive](HeaderValue::set_sensitive),
 /// and `Debug` never prints it. Cloning is cheap (a reference count).
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Credentials have no `==`: comparing secrets byte by byte with an early
+/// exit leaks, through timing, how much of a guess was right. Sources tell
+/// credentials apart by their [`generation`](Self::generation).
+///
+/// ```compile_fail
+/// # use infobip_auth::Credential;
+/// # let (a, b) = (Credential::new("App", "k").unwrap(), Credential::new("App", "k").unwrap());
+/// let _ = a == b; // error: `==` cannot be applied to `Credential`
+/// ```
+#[derive(Clone)]
 pub struct Credential {
     value: HeaderValue,
     generation: u64,

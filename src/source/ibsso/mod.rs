@@ -9,14 +9,14 @@
 //! use http_body_util::Full;
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
-//! use infobip_auth::{AuthLayer, BaseUrl, Ibsso, ReplayBody};
+//! use infobip_auth::{AuthLayer, BaseUrl, Ibsso};
 //! use tower::ServiceBuilder;
 //!
 //! # fn main() -> Result<(), infobip_auth::AuthError> {
 //! # let connector = hyper_util::client::legacy::connect::HttpConnector::new();
 //! let base = BaseUrl::new("xyz.api.infobip.com")?;
 //! // `connector` is an HTTPS connector in production.
-//! let client: Client<_, ReplayBody<Full<Bytes>>> =
+//! let client: Client<_, Full<Bytes>> =
 //!     Client::builder(TokioExecutor::new()).build(connector);
 //! // The session logs in through the same client the layer wraps.
 //! let session = Ibsso::builder(base.clone(), "username", "password").build(client.clone())?;
@@ -70,8 +70,11 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(55 * 60);
 ///   suppressed for a backoff that doubles with each consecutive failure (from
 ///   1 s up to 60 s by default, at least as long as a 429's `Retry-After`);
 ///   meanwhile requests fail at once with [`ErrorKind::BackingOff`].
-/// - **Cancellation.** If every request waiting on a login is dropped, the
-///   login is dropped too, and the next request starts a new one.
+/// - **Logins are tasks.** A login runs as a task on the tokio runtime and
+///   every request waiting for it shares its outcome. It runs to its end
+///   (at most the [login timeout](IbssoBuilder::login_timeout)) even if every
+///   waiting request is dropped, and its session serves the next request:
+///   a caller's timeout never wastes a login.
 /// - **Logout.** [`Ibsso::logout`] ends the session on the server. A request
 ///   made afterwards logs in again.
 ///
@@ -98,7 +101,7 @@ impl Protocol for Login {
         )
     }
 
-    fn grant(&self, answer: &Answer) -> Result<Grant, AuthError> {
+    fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError> {
         wire::login_result(answer).map(|value| Grant {
             value,
             expires_in: None,

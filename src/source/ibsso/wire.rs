@@ -57,17 +57,24 @@ pub(super) fn login_request(
 }
 
 /// The `IBSSO <token>` header from a login answer, or the error it means.
-pub(crate) fn login_result(answer: &Answer) -> Result<HeaderValue, AuthError> {
+/// The answer's body is wiped once read.
+pub(crate) fn login_result(answer: &mut Answer) -> Result<HeaderValue, AuthError> {
+    let result = read_login(answer);
+    answer.wipe();
+    result
+}
+
+fn read_login(answer: &Answer) -> Result<HeaderValue, AuthError> {
     if !matches!(answer.status, StatusCode::OK | StatusCode::CREATED) {
         return Err(session_wire::failure(answer));
     }
-    let answer: LoginAnswer<'_> = serde_json::from_slice(&answer.body).map_err(|_| {
+    let parsed: LoginAnswer<'_> = serde_json::from_slice(&answer.body).map_err(|_| {
         AuthError::new(
             ErrorKind::InvalidResponse,
             "login response is not JSON with a \"token\" string",
         )
     })?;
-    session_wire::token_header("IBSSO", answer.token)
+    session_wire::token_header("IBSSO", parsed.token)
 }
 
 #[cfg(test)]
@@ -96,7 +103,7 @@ mod tests {
 
     #[test]
     fn token_becomes_sensitive_ibsso_header() {
-        let header = login_result(&answer(200, br#"{"token":"d3c49f59-734a"}"#)).unwrap();
+        let header = login_result(&mut answer(200, br#"{"token":"d3c49f59-734a"}"#)).unwrap();
         assert_eq!(header, "IBSSO d3c49f59-734a");
         assert!(header.is_sensitive());
     }
@@ -112,34 +119,111 @@ mod tests {
             br#"{"token": "a b"}"#,
             br#"{"token": "\u00e9"}"#,
         ] {
-            let error = login_result(&Answer {
-                status: StatusCode::OK,
-                headers: HeaderMap::new(),
-                body: Bytes::copy_from_slice(body),
-            })
-            .unwrap_err();
+            let error =
+                login_result(&mut Answer::new(StatusCode::OK, HeaderMap::new(), body)).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{body:?}");
         }
     }
 
     #[test]
     fn statuses_map_to_kinds() {
-        assert!(login_result(&answer(401, b""))
+        assert!(login_result(&mut answer(401, b""))
             .unwrap_err()
             .is_bad_credentials());
-        assert!(login_result(&answer(403, b""))
+        assert!(login_result(&mut answer(403, b""))
             .unwrap_err()
             .is_bad_credentials());
         assert_eq!(
-            login_result(&answer(500, b"")).unwrap_err().kind(),
+            login_result(&mut answer(500, b"")).unwrap_err().kind(),
             ErrorKind::LoginFailed
         );
         let mut throttled = answer(429, b"");
         throttled
             .headers
             .insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        let error = login_result(&throttled).unwrap_err();
+        let error = login_result(&mut throttled).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Throttled);
         assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_is_honoured() {
+        let mut throttled = answer(429, b"");
+        let at = std::time::SystemTime::now() + Duration::from_secs(30);
+        let date = httpdate::fmt_http_date(at);
+        throttled
+            .headers
+            .insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        let wait = login_result(&mut throttled)
+            .unwrap_err()
+            .retry_after()
+            .unwrap();
+        // The date has whole seconds: 29 to 30 seconds from now.
+        assert!(
+            wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+
+        let mut past = answer(429, b"");
+        past.headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        let wait = login_result(&mut past).unwrap_err().retry_after();
+        assert_eq!(
+            wait,
+            Some(Duration::ZERO),
+            "a date that has passed: no wait"
+        );
+    }
+
+    #[test]
+    fn infobip_error_bodies_reach_the_message() {
+        let legacy = br#"{"requestError":{"serviceException":{"messageId":"UNAUTHORIZED","text":"Invalid login details"}}}"#;
+        let error = login_result(&mut answer(401, legacy)).unwrap_err();
+        assert!(error.is_bad_credentials());
+        assert!(
+            error
+                .to_string()
+                .contains("UNAUTHORIZED: Invalid login details"),
+            "{error}"
+        );
+
+        let newer = br#"{"errorCode":"E429","description":"Too many requests","action":"Wait","violations":[],"resources":[]}"#;
+        let error = login_result(&mut answer(429, newer)).unwrap_err();
+        assert!(error.is_throttled());
+        assert!(
+            error.to_string().contains("E429: Too many requests"),
+            "{error}"
+        );
+
+        let policy = br#"{"requestError":{"policyException":{"messageId":"FORBIDDEN","text":"Not allowed"}}}"#;
+        let error = login_result(&mut answer(403, policy)).unwrap_err();
+        assert!(
+            error.to_string().contains("FORBIDDEN: Not allowed"),
+            "{error}"
+        );
+
+        // Control characters are dropped; a body that is not Infobip's
+        // shape adds nothing.
+        let odd = br#"{"errorCode":"E500","description":"line\nbreak"}"#;
+        let error = login_result(&mut answer(500, odd)).unwrap_err();
+        assert!(error.to_string().contains("E500: linebreak"), "{error}");
+        let error = login_result(&mut answer(500, b"<html>oops</html>")).unwrap_err();
+        assert_eq!(error.to_string(), "Infobip's login failed (HTTP 500)");
+    }
+
+    #[test]
+    fn login_answers_are_wiped_once_read() {
+        for (status, body) in [
+            (200, &br#"{"token":"d3c49f59-734a"}"#[..]),
+            (401, br#"{"errorCode":"E401","description":"no"}"#),
+            (200, b"not json"),
+        ] {
+            let mut answer = answer(status, body);
+            let _ = login_result(&mut answer);
+            assert_eq!(answer.body.len(), body.len());
+            assert!(answer.body.iter().all(|&b| b == 0), "{status}: {body:?}");
+        }
     }
 }

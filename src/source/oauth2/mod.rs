@@ -8,13 +8,13 @@
 //! use http_body_util::Full;
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
-//! use infobip_auth::{AuthLayer, BaseUrl, OAuth2, ReplayBody};
+//! use infobip_auth::{AuthLayer, BaseUrl, OAuth2};
 //! use tower::ServiceBuilder;
 //!
 //! # fn main() -> Result<(), infobip_auth::AuthError> {
 //! # let connector = hyper_util::client::legacy::connect::HttpConnector::new();
 //! let base = BaseUrl::new("xyz.api.infobip.com")?;
-//! let client: Client<_, ReplayBody<Full<Bytes>>> =
+//! let client: Client<_, Full<Bytes>> =
 //!     Client::builder(TokioExecutor::new()).build(connector);
 //! let oauth = OAuth2::builder(base.clone(), "client-id", "client-secret").build(client.clone())?;
 //! let service = ServiceBuilder::new()
@@ -79,7 +79,7 @@ impl Protocol for TokenLogin {
         ))
     }
 
-    fn grant(&self, answer: &Answer) -> Result<Grant, AuthError> {
+    fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError> {
         wire::token_grant(answer)
     }
 }

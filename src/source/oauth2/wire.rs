@@ -40,7 +40,14 @@ pub(super) fn token_request(uri: &Uri, client_id: &str, client_secret: &str) -> 
 }
 
 /// The `Bearer <token>` grant in a token answer, or the error it means.
-pub(super) fn token_grant(answer: &Answer) -> Result<Grant, AuthError> {
+/// The answer's body is wiped once read.
+pub(super) fn token_grant(answer: &mut Answer) -> Result<Grant, AuthError> {
+    let result = read_grant(answer);
+    answer.wipe();
+    result
+}
+
+fn read_grant(answer: &Answer) -> Result<Grant, AuthError> {
     if answer.status != StatusCode::OK {
         return Err(session_wire::failure(answer));
     }
@@ -86,29 +93,27 @@ mod tests {
 
     #[test]
     fn grant_carries_bearer_and_lifetime() {
-        let grant = token_grant(&answer(
+        let mut answer = answer(
             200,
             br#"{"access_token":"abc.def","expires_in":7200,"token_type":"Bearer"}"#,
-        ))
-        .unwrap();
+        );
+        let grant = token_grant(&mut answer).unwrap();
         assert_eq!(grant.value, "Bearer abc.def");
         assert!(grant.value.is_sensitive());
         assert_eq!(grant.expires_in, Some(Duration::from_secs(7200)));
+        // The answer held the token: wiped once read.
+        assert!(answer.body.iter().all(|&b| b == 0));
     }
 
     #[test]
     fn malformed_and_failed_answers_are_typed() {
         for body in [&b"{}"[..], b"nope", br#"{"access_token":"a b"}"#] {
-            let error = token_grant(&Answer {
-                status: StatusCode::OK,
-                headers: HeaderMap::new(),
-                body: Bytes::copy_from_slice(body),
-            })
-            .err()
-            .unwrap();
+            let error = token_grant(&mut Answer::new(StatusCode::OK, HeaderMap::new(), body))
+                .err()
+                .unwrap();
             assert_eq!(error.kind(), ErrorKind::InvalidResponse);
         }
-        assert!(token_grant(&answer(401, b""))
+        assert!(token_grant(&mut answer(401, b""))
             .err()
             .unwrap()
             .is_bad_credentials());

@@ -50,8 +50,9 @@ pub(crate) struct Grant {
 pub(crate) trait Protocol: Send + Sync {
     /// The login request, with the secrets in its body.
     fn login_request(&self) -> Result<Request<Bytes>, AuthError>;
-    /// The grant in a login answer, or the error it means.
-    fn grant(&self, answer: &Answer) -> Result<Grant, AuthError>;
+    /// The grant in a login answer, or the error it means; wipes the
+    /// answer's body once read.
+    fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError>;
 }
 
 /// Settings shared by the session sources' builders.
@@ -83,7 +84,7 @@ impl Settings {
 macro_rules! shared_builder_methods {
     () => {
         /// How long one login (or logout) may take (default
-        /// [`DEFAULT_LOGIN_TIMEOUT`](crate::source::DEFAULT_LOGIN_TIMEOUT)); a
+        /// [`DEFAULT_LOGIN_TIMEOUT`](crate::DEFAULT_LOGIN_TIMEOUT)); a
         /// slower one fails with [`Timeout`](crate::ErrorKind::Timeout).
         pub fn login_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.settings.login_timeout = timeout;
@@ -92,8 +93,8 @@ macro_rules! shared_builder_methods {
 
         /// The backoff after a failed login, doubling per consecutive failure
         /// up to `max` (defaults
-        /// [`DEFAULT_BACKOFF_INITIAL`](crate::source::DEFAULT_BACKOFF_INITIAL),
-        /// [`DEFAULT_BACKOFF_MAX`](crate::source::DEFAULT_BACKOFF_MAX)).
+        /// [`DEFAULT_BACKOFF_INITIAL`](crate::DEFAULT_BACKOFF_INITIAL),
+        /// [`DEFAULT_BACKOFF_MAX`](crate::DEFAULT_BACKOFF_MAX)).
         pub fn backoff(mut self, initial: std::time::Duration, max: std::time::Duration) -> Self {
             self.settings.backoff_initial = initial;
             self.settings.backoff_max = max.max(initial);
@@ -101,7 +102,7 @@ macro_rules! shared_builder_methods {
         }
 
         /// The largest login response body read (default
-        /// [`DEFAULT_MAX_RESPONSE_BYTES`](crate::source::DEFAULT_MAX_RESPONSE_BYTES));
+        /// [`DEFAULT_MAX_RESPONSE_BYTES`](crate::DEFAULT_MAX_RESPONSE_BYTES));
         /// a larger one is an [`InvalidResponse`](crate::ErrorKind::InvalidResponse).
         pub fn max_response_bytes(mut self, bytes: usize) -> Self {
             self.settings.max_response_bytes = bytes;
@@ -473,13 +474,13 @@ impl Engine {
             .transport
             .send(request, self.settings.max_response_bytes);
         let timeout = self.settings.login_timeout;
-        let answer = tokio::time::timeout(timeout, send).await.map_err(|_| {
+        let mut answer = tokio::time::timeout(timeout, send).await.map_err(|_| {
             AuthError::new(
                 ErrorKind::Timeout,
                 format!("login did not finish within {} ms", timeout.as_millis()),
             )
         })??;
-        self.protocol.grant(&answer)
+        self.protocol.grant(&mut answer)
     }
 
     /// Records login `id`'s outcome: the new session, or the failure and
@@ -620,9 +621,9 @@ impl Future for SessionFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
             FutureState::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
-                Err(AuthError::source_failed(
+                Err(AuthError::new(
+                    ErrorKind::PolledAfterCompletion,
                     "credential future polled after completion",
-                    None,
                 ))
             })),
             FutureState::Login(login) => Pin::new(login).poll(cx),

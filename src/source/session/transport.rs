@@ -2,31 +2,65 @@
 //! `http::Request`, so `Ibsso` does not depend on one HTTP client.
 
 use std::marker::PhantomData;
+use std::pin::pin;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Service, ServiceExt};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{AuthError, BoxError, ErrorKind};
 
-/// A login or logout response, its body read in full (up to a cap).
+/// A login or logout response, its body read in full (up to a cap) into a
+/// buffer of the crate's own, which the parsers wipe once they have read
+/// it (it holds the token) and which is zeroized when dropped.
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
+    pub(crate) body: Zeroizing<Vec<u8>>,
+}
+
+impl Answer {
+    pub(crate) fn new(status: StatusCode, headers: HeaderMap, body: &[u8]) -> Self {
+        let mut answer = Self {
+            status,
+            headers,
+            body: Zeroizing::new(Vec::new()),
+        };
+        answer.push(body);
+        answer
+    }
+
+    /// Appends `bytes`. The buffer grows by moving to a larger one, so that
+    /// the one left behind is zeroized, not freed with the token in it.
+    fn push(&mut self, bytes: &[u8]) {
+        let needed = self.body.len() + bytes.len();
+        if needed > self.body.capacity() {
+            let mut larger =
+                Zeroizing::new(Vec::with_capacity(needed.max(2 * self.body.capacity())));
+            larger.extend_from_slice(&self.body);
+            self.body = larger;
+        }
+        self.body.extend_from_slice(bytes);
+    }
+
+    /// Zeroes the body once it has been read.
+    pub(crate) fn wipe(&mut self) {
+        self.body.as_mut_slice().zeroize();
+    }
 }
 
 /// An answer with no headers, for the wire formats' unit tests.
 #[cfg(test)]
 pub(crate) fn test_answer(status: u16, body: &'static [u8]) -> Answer {
-    Answer {
-        status: StatusCode::from_u16(status).unwrap(),
-        headers: HeaderMap::new(),
-        body: Bytes::from_static(body),
-    }
+    Answer::new(
+        StatusCode::from_u16(status).unwrap(),
+        HeaderMap::new(),
+        body,
+    )
 }
 
 pub(crate) trait Transport: Send + Sync {
@@ -76,24 +110,30 @@ where
                 .with_source(e)
             })?;
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body, max_body).collect().await.map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    AuthError::new(
-                        ErrorKind::InvalidResponse,
-                        format!("session response body is larger than {max_body} bytes"),
-                    )
-                } else {
-                    AuthError::new(ErrorKind::Transport, "could not read the session response")
-                        .with_source(e)
+            let mut answer = Answer::new(parts.status, parts.headers, &[]);
+            let mut body = pin!(Limited::new(body, max_body));
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    if e.is::<LengthLimitError>() {
+                        AuthError::new(
+                            ErrorKind::InvalidResponse,
+                            format!("session response body is larger than {max_body} bytes"),
+                        )
+                    } else {
+                        AuthError::new(ErrorKind::Transport, "could not read the session response")
+                            .with_source(e)
+                    }
+                })?;
+                if let Ok(mut data) = frame.into_data() {
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        answer.push(chunk);
+                        let read = chunk.len();
+                        data.advance(read);
+                    }
                 }
-            })?;
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body: body.to_bytes(),
-            })
+            }
+            Ok(answer)
         })
     }
 }

@@ -2,7 +2,7 @@
 //! how a token becomes a header value.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
@@ -29,30 +29,65 @@ pub(crate) fn login_post(
     request
 }
 
-/// The error a login answer other than success means.
+/// The error a login answer other than success means, with Infobip's own
+/// code and text when its body has them.
 pub(crate) fn failure(answer: &Answer) -> AuthError {
     let status = answer.status;
+    let said = infobip_error(&answer.body)
+        .map(|said| format!(", {said}"))
+        .unwrap_or_default();
+    let code = status.as_u16();
     match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => AuthError::new(
             ErrorKind::BadCredentials,
             format!(
-                "Infobip rejected the credentials (HTTP {}); check them before trying again",
-                status.as_u16()
+                "Infobip rejected the credentials (HTTP {code}{said}); check them before trying again"
             ),
         ),
         StatusCode::TOO_MANY_REQUESTS => AuthError::new(
             ErrorKind::Throttled,
-            "Infobip throttled the login (HTTP 429)",
+            format!("Infobip throttled the login (HTTP 429{said})"),
         )
         .with_retry_after(retry_after(answer)),
         StatusCode::BAD_REQUEST => AuthError::new(
             ErrorKind::LoginFailed,
-            "Infobip refused the login request as malformed (HTTP 400)",
+            format!("Infobip refused the login request as malformed (HTTP 400{said})"),
         ),
         _ => AuthError::new(
             ErrorKind::LoginFailed,
-            format!("Infobip's login failed with HTTP {}", status.as_u16()),
+            format!("Infobip's login failed (HTTP {code}{said})"),
         ),
+    }
+}
+
+/// The longest code or text taken from an error body.
+const MAX_ERROR_TEXT: usize = 200;
+
+/// `CODE: text` from either of Infobip's error bodies:
+/// `{"requestError":{"serviceException":{"messageId","text"}}}` (older
+/// endpoints; `policyException` too) or `{"errorCode","description",...}`.
+fn infobip_error(body: &[u8]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let legacy = ["serviceException", "policyException"]
+        .iter()
+        .find_map(|kind| json.get("requestError")?.get(kind));
+    let (code, text) = match legacy {
+        Some(exception) => (exception.get("messageId"), exception.get("text")),
+        None => (json.get("errorCode"), json.get("description")),
+    };
+    let clean = |field: Option<&serde_json::Value>| {
+        let text: String = field?
+            .as_str()?
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_ERROR_TEXT)
+            .collect();
+        (!text.trim().is_empty()).then_some(text)
+    };
+    match (clean(code), clean(text)) {
+        (Some(code), Some(text)) => Some(format!("{code}: {text}")),
+        (Some(one), None) | (None, Some(one)) => Some(one),
+        (None, None) => None,
     }
 }
 
@@ -78,8 +113,13 @@ pub(crate) fn token_header(
     })
 }
 
-/// `Retry-After` in seconds; HTTP dates are not honoured (the backoff applies).
+/// `Retry-After`: seconds, or an HTTP date (the time left until it; none
+/// if it has passed).
 fn retry_after(answer: &Answer) -> Option<Duration> {
-    let value = answer.headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = answer.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
