@@ -109,7 +109,8 @@ pin_project! {
         Draining { response: Pin<Box<S::Response>>, drained: usize, retry: Option<Retry<S, C, B>> },
         Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
         Readying { service: S, credential: Credential, retry: Option<Retry<S, C, B>> },
-        Replaying { #[pin] future: S::Future },
+        // The replay's own 401 is reported too, against its credential.
+        Replaying { #[pin] future: S::Future, shared: Arc<Shared<S, C>>, credential: Credential },
     }
 }
 
@@ -187,15 +188,30 @@ where
                     // Ready the inner service only now, with the credential
                     // in hand: a login never holds an inner slot.
                     ready!(service.poll_ready(cx)).map_err(AuthError::inner)?;
-                    let Some(request) = take(retry).into_request(credential) else {
+                    let retry = take(retry);
+                    let shared = retry.shared.clone();
+                    let Some(request) = retry.into_request(credential) else {
                         unreachable!("a request is replayed only with its body")
                     };
                     State::Replaying {
                         future: service.call(request),
+                        shared,
+                        credential: credential.clone(),
                     }
                 }
-                StateProj::Replaying { future } => {
-                    return future.poll(cx).map_err(AuthError::inner);
+                StateProj::Replaying {
+                    future,
+                    shared,
+                    credential,
+                } => {
+                    let response = ready!(future.poll(cx)).map_err(AuthError::inner)?;
+                    if response.status() == StatusCode::UNAUTHORIZED {
+                        // Sent once more is enough: the request ends here,
+                        // but the next one logs in instead of being sent
+                        // with a credential known to be dead.
+                        shared.source.on_unauthorized(credential);
+                    }
+                    return Poll::Ready(Ok(response));
                 }
             };
             state.set(next);

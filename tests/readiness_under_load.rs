@@ -118,3 +118,46 @@ async fn renewal_after_401_does_not_hold_the_inner_permit() {
     send.send_response(Response::new(String::new()));
     assert_eq!(response.await.unwrap().status(), StatusCode::OK);
 }
+
+fn unauthorized() -> Response<String> {
+    let mut response = Response::new(String::from("{}"));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response
+}
+
+/// The replay, sent with the renewed session, is answered 401 too. The
+/// request ends there (one replay), but the source drops that session, so
+/// the next request logs in again instead of being sent with it.
+#[tokio::test]
+async fn a_replay_answered_401_drops_its_session_for_the_next_request() {
+    let gate = Arc::new(Semaphore::new(10));
+    let logins = Arc::new(AtomicUsize::new(0));
+    let (inner, mut handle) = mock::pair::<Req, Response<String>>();
+    let source = gated_session(gate, logins.clone());
+    let mut auth = AuthLayer::new(base(), source.clone()).layer(inner);
+    handle.allow(10);
+
+    tokio_test::assert_ok!(futures_util::future::poll_fn(|cx| auth.poll_ready(cx)).await);
+    let response = tokio::spawn(auth.call(request()));
+    let (first, send) = handle.next_request().await.unwrap();
+    assert_eq!(first.headers()["authorization"], "IBSSO token-1");
+    send.send_response(unauthorized());
+    let (replay, send) = handle.next_request().await.unwrap();
+    assert_eq!(replay.headers()["authorization"], "IBSSO token-2");
+    send.send_response(unauthorized());
+    let response = response.await.unwrap().unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "replayed once only"
+    );
+    assert!(!source.has_session(), "the replay's session was dropped");
+
+    tokio_test::assert_ok!(futures_util::future::poll_fn(|cx| auth.poll_ready(cx)).await);
+    let next = tokio::spawn(auth.call(request()));
+    let (seen, send) = handle.next_request().await.unwrap();
+    assert_eq!(seen.headers()["authorization"], "IBSSO token-3");
+    send.send_response(Response::new(String::new()));
+    assert_eq!(next.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(logins.load(Ordering::SeqCst), 3);
+}
