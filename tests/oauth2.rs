@@ -208,3 +208,38 @@ async fn bad_credentials_back_off() {
     }
     assert_eq!(fake.logins(), 1);
 }
+
+/// A token endpoint that says `expires_in` of 0, 1 or 2 seconds: the
+/// lifetime is clamped, so 300 requests over 3 seconds cost one login, not
+/// one each.
+#[tokio::test(start_paused = true)]
+async fn a_tiny_expires_in_never_makes_every_request_log_in() {
+    for expires_in in [0u64, 1, 2] {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let transport = tower::service_fn(
+            move |_: http::Request<http_body_util::Full<bytes::Bytes>>| {
+                let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    let body = format!(r#"{{"access_token":"t-{n}","expires_in":{expires_in}}}"#);
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(body)),
+                    ))
+                }
+            },
+        );
+        let base = infobip_auth::BaseUrl::new("https://api.infobip.com").unwrap();
+        let source = OAuth2::builder(base, "id", "secret")
+            .build(transport)
+            .unwrap();
+        for _ in 0..300 {
+            source.credential().await.unwrap();
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "expires_in {expires_in}: one login for 3 seconds of requests"
+        );
+    }
+}

@@ -55,6 +55,10 @@ pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(60);
 ///   keep using the current token meanwhile. If the refresh fails while the
 ///   current token is still valid, the current token stays in use and the
 ///   refresh is retried after a backoff.
+/// - An `expires_in` under 10 seconds (0, 1, ...) is taken as 10 seconds, so
+///   that a token is refreshed at most every 5 seconds, never on every
+///   request; a token that really dies sooner is renewed by the 401 it
+///   earns.
 /// - A 401 renews the token and replays the request once, as with
 ///   [`Ibsso`](crate::Ibsso); failed requests for a token back off alike.
 ///

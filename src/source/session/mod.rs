@@ -216,6 +216,12 @@ struct Failure {
     until: Instant,
 }
 
+/// The shortest lifetime a grant is taken to have, whatever its
+/// `expires_in` says (0, 1, ...): a token is then refreshed at most every
+/// 5 seconds, never on every request. One that really dies sooner is
+/// renewed by the 401 it earns.
+const MIN_LIFETIME: Duration = Duration::from_secs(10);
+
 /// Times on the request path are ticks: nanoseconds since the engine's
 /// epoch, compared as integers.
 const NEVER: u64 = u64::MAX;
@@ -498,7 +504,7 @@ impl Engine {
                 let credential = Credential::from_header_value(grant.value).with_generation(id);
                 if current {
                     let at = |after: Duration| self.ticks_at(now).saturating_add(ticks(after));
-                    let expires_in = grant.expires_in;
+                    let expires_in = grant.expires_in.map(|e| e.max(MIN_LIFETIME));
                     let lead = expires_in
                         .map(|e| e.saturating_sub(self.settings.refresh_before.min(e / 2)));
                     let session = Session {
