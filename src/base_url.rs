@@ -235,6 +235,19 @@ impl BaseUrl {
         Uri::from_parts(parts).expect("scheme, authority and path are all set and valid")
     }
 
+    /// Makes a path-only `uri` (`/sms/1/reports`) absolute on this base URL;
+    /// returns whether it was path-only. Any other URI is left as it is.
+    #[inline]
+    pub(crate) fn resolve_path_only(&self, uri: &mut Uri) -> bool {
+        if uri.scheme().is_some() || uri.authority().is_some() {
+            return false;
+        }
+        // Moved, not cloned: cloning a parsed path allocates.
+        let path = std::mem::take(uri).into_parts().path_and_query;
+        *uri = self.resolve(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
+        true
+    }
+
     /// Whether `uri` points at this origin (scheme, host and port, with
     /// default ports filled in).
     ///

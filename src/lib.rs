@@ -94,6 +94,7 @@ mod error;
 mod future;
 mod layer;
 mod replay;
+mod resolve;
 mod secret;
 mod service;
 pub mod source;
@@ -106,6 +107,7 @@ pub use error::{AuthError, BoxError, ErrorKind};
 pub use future::ResponseFuture;
 pub use layer::AuthLayer;
 pub use replay::{ReplayBody, ReplaySkipped, ReplayableBody, DEFAULT_REPLAY_LIMIT};
+pub use resolve::{ResolvePaths, ResolvePathsLayer};
 pub use service::AuthService;
 pub use source::{
     ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder, OAuth2,

@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use http::header::{Entry, AUTHORIZATION};
-use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use tower::Service;
@@ -177,11 +176,9 @@ where
             }
         };
         let base_url = &self.shared.config.base_url;
-        let uri = request.uri_mut();
-        if uri.scheme().is_none() && uri.authority().is_none() {
-            let path = mem::take(uri).into_parts().path_and_query;
-            *uri = base_url.resolve(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
-        } else if base_url.origin_of(uri) == Origin::Other {
+        if !base_url.resolve_path_only(request.uri_mut())
+            && base_url.origin_of(request.uri()) == Origin::Other
+        {
             return ResponseFuture::first(self.inner.call(request), None);
         }
         // A static source hands its value over; a renewing one keeps the

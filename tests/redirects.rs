@@ -8,7 +8,7 @@ use common::hyper_client;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{ApiKey, AuthLayer};
+use infobip_auth::{ApiKey, AuthLayer, ResolvePathsLayer};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::follow_redirect::FollowRedirectLayer;
 
@@ -69,4 +69,62 @@ async fn auth_layer_outside_follow_redirect_leaks_nothing_either() {
     );
     // tower-http's standard policy drops Authorization across origins.
     assert_eq!(elsewhere.authorizations(), vec![None]);
+}
+
+/// A path-only URI (`/sms/1/reports`), as the README writes requests, with
+/// `FollowRedirectLayer` outside `AuthLayer`: `ResolvePathsLayer`,
+/// outermost, makes it absolute, so the redirect is followed; credentials
+/// still stay on their origin.
+#[tokio::test]
+async fn path_only_uri_is_followed_with_follow_redirect_outside() {
+    let (infobip, elsewhere) = two_origins().await;
+    let service = ServiceBuilder::new()
+        .layer(ResolvePathsLayer::new(infobip.base_url()))
+        .layer(FollowRedirectLayer::new())
+        .layer(AuthLayer::new(
+            infobip.base_url(),
+            ApiKey::new(FakeInfobip::API_KEY).unwrap(),
+        ))
+        .service(hyper_client());
+    let response = service
+        .oneshot(get(http::Uri::from_static("/sms/1/reports")))
+        .await
+        .unwrap();
+    assert_ne!(
+        response.status(),
+        StatusCode::TEMPORARY_REDIRECT,
+        "followed"
+    );
+    assert!(
+        infobip.authorizations()[0].is_some(),
+        "the first hop is stamped"
+    );
+    assert_eq!(elsewhere.authorizations(), vec![None], "reached, unstamped");
+}
+
+#[tokio::test]
+async fn path_only_uri_is_followed_with_follow_redirect_inside() {
+    let (infobip, elsewhere) = two_origins().await;
+    let service = ServiceBuilder::new()
+        .layer(ResolvePathsLayer::new(infobip.base_url()))
+        .layer(AuthLayer::new(
+            infobip.base_url(),
+            ApiKey::new(FakeInfobip::API_KEY).unwrap(),
+        ))
+        .layer(FollowRedirectLayer::new())
+        .service(hyper_client());
+    let response = service
+        .oneshot(get(http::Uri::from_static("/sms/1/reports")))
+        .await
+        .unwrap();
+    assert_ne!(
+        response.status(),
+        StatusCode::TEMPORARY_REDIRECT,
+        "followed"
+    );
+    assert!(
+        infobip.authorizations()[0].is_some(),
+        "the first hop is stamped"
+    );
+    assert_eq!(elsewhere.authorizations(), vec![None], "reached, unstamped");
 }
