@@ -6,12 +6,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Buf;
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 use tower::Service;
 
 use crate::error::{AuthError, BoxError, ErrorKind};
@@ -80,8 +82,13 @@ impl<S, C, B> Retry<S, C, B> {
 
 /// The most of a 401 body read before the request is replayed, so that the
 /// connection can carry the replay (HTTP/1.1) or needs no stream reset
-/// (HTTP/2). A larger body is dropped unread.
+/// (HTTP/2). Every frame counts as at least one byte, so a stream of empty
+/// frames ends too. The rest of a larger body is dropped unread.
 const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// The longest a 401 body is read for: a server that stalls or trickles
+/// cannot hold the request (or its connection) longer.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 pin_project! {
     /// The response future of [`AuthService`](crate::AuthService); `B` is
@@ -106,7 +113,7 @@ pin_project! {
         Failed { error: Option<AuthError> },
         First { #[pin] future: S::Future, retry: Option<Retry<S, C, B>> },
         // Boxed: the response is large and only a 401's is kept.
-        Draining { response: Pin<Box<S::Response>>, drained: usize, retry: Option<Retry<S, C, B>> },
+        Draining { response: Pin<Box<S::Response>>, deadline: Pin<Box<Sleep>>, drained: usize, retry: Option<Retry<S, C, B>> },
         Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
         Readying { service: S, credential: Credential, retry: Option<Retry<S, C, B>> },
         // The replay's own 401 is reported too, against its credential.
@@ -152,13 +159,20 @@ where
                 }
                 StateProj::Draining {
                     response,
+                    deadline,
                     drained,
                     retry,
                 } => {
                     while *drained <= DRAIN_LIMIT && !response.is_end_stream() {
-                        match ready!(response.as_mut().poll_frame(cx)) {
+                        let Poll::Ready(frame) = response.as_mut().poll_frame(cx) else {
+                            if deadline.as_mut().poll(cx).is_ready() {
+                                break;
+                            }
+                            return Poll::Pending;
+                        };
+                        match frame {
                             Some(Ok(frame)) => {
-                                *drained += frame.data_ref().map_or(0, Buf::remaining);
+                                *drained += frame.data_ref().map_or(0, Buf::remaining).max(1);
                             }
                             // An error or the end: nothing more to read.
                             _ => break,
@@ -286,6 +300,7 @@ where
         }
         Ok(State::Draining {
             response: Box::pin(response),
+            deadline: Box::pin(tokio::time::sleep(DRAIN_TIMEOUT)),
             drained: 0,
             retry: Some(retry),
         })
