@@ -199,6 +199,10 @@ pub(crate) struct Engine {
     touch_step: u64,
     epoch: Instant,
     stats: Counters,
+    /// How often the lock was taken, for the tests that show the request
+    /// path does not take it.
+    #[cfg(test)]
+    locks: AtomicU64,
 }
 
 #[derive(Default)]
@@ -306,10 +310,14 @@ impl Engine {
             touch_step: TOUCH_STEP.min(idle_ticks / 16),
             epoch: Instant::now(),
             stats: Counters::default(),
+            #[cfg(test)]
+            locks: AtomicU64::new(0),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
+        #[cfg(test)]
+        bump(&self.locks);
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -646,5 +654,122 @@ impl fmt::Debug for SessionFuture {
         f.debug_struct("SessionFuture")
             .field("state", &state)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{OnceLock, Weak};
+
+    use http::StatusCode;
+
+    use super::*;
+
+    /// Where a probe finds the engine it belongs to.
+    type Home = Arc<OnceLock<Weak<Engine>>>;
+
+    /// Fails the test if the engine's lock is held: the login request is
+    /// built, and the transport called, outside it.
+    fn assert_unlocked(home: &Home) {
+        let engine = home.get().and_then(Weak::upgrade).expect("engine");
+        assert!(engine.state.try_lock().is_ok(), "called with the lock held");
+    }
+
+    struct Probe {
+        home: Home,
+        status: StatusCode,
+        expires_in: Option<Duration>,
+    }
+
+    impl Protocol for Probe {
+        fn login_request(&self) -> Result<Request<Bytes>, AuthError> {
+            assert_unlocked(&self.home);
+            Ok(Request::new(Bytes::new()))
+        }
+
+        fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError> {
+            if answer.status != StatusCode::OK {
+                return Err(AuthError::new(ErrorKind::LoginFailed, "login failed"));
+            }
+            Ok(Grant {
+                value: HeaderValue::from_static("IBSSO token"),
+                expires_in: self.expires_in,
+            })
+        }
+    }
+
+    impl Transport for Probe {
+        fn send(
+            &self,
+            _: Request<Bytes>,
+            _: usize,
+        ) -> BoxFuture<'static, Result<Answer, AuthError>> {
+            assert_unlocked(&self.home);
+            let answer = Answer::new(self.status, http::HeaderMap::new(), b"");
+            Box::pin(std::future::ready(Ok(answer)))
+        }
+    }
+
+    fn engine(status: StatusCode, expires_in: Option<Duration>) -> Arc<Engine> {
+        let home = Home::default();
+        let probe = || {
+            Box::new(Probe {
+                home: home.clone(),
+                status,
+                expires_in,
+            })
+        };
+        let base = BaseUrl::new("https://api.infobip.com").unwrap();
+        let settings = Settings::new(None, Duration::from_secs(60));
+        let engine = Engine::new(base, settings, probe(), probe());
+        home.set(Arc::downgrade(&engine)).unwrap();
+        engine
+    }
+
+    fn locks(engine: &Engine) -> u64 {
+        engine.locks.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_during_a_backoff_do_not_take_the_lock() {
+        let engine = engine(StatusCode::SERVICE_UNAVAILABLE, None);
+        assert!(engine.credential().await.unwrap_err().is_login_failed());
+        let before = locks(&engine);
+        for _ in 0..100 {
+            assert!(engine.credential().await.unwrap_err().is_backing_off());
+        }
+        assert_eq!(locks(&engine), before, "no request took the lock");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_past_the_refresh_time_take_the_lock_once_between_them() {
+        let engine = engine(StatusCode::OK, Some(Duration::from_secs(120)));
+        engine.credential().await.unwrap();
+        // 60 s before expiry, the refresh is due.
+        tokio::time::advance(Duration::from_secs(70)).await;
+        let before = locks(&engine);
+        let mut waiting = Vec::new();
+        for _ in 0..100 {
+            waiting.push(engine.credential());
+        }
+        assert_eq!(
+            locks(&engine),
+            before + 1,
+            "only the request that starts the refresh"
+        );
+        for credential in waiting {
+            assert_eq!(
+                credential.await.unwrap().generation(),
+                1,
+                "the old one serves meanwhile"
+            );
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(
+            engine.credential().await.unwrap().generation(),
+            2,
+            "refreshed"
+        );
+        assert_eq!(engine.stats().refreshes, 1);
     }
 }
