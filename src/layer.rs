@@ -24,8 +24,9 @@ pub(crate) struct Config {
 /// - Requests to any other origin pass through without credentials.
 /// - An `Authorization` header the caller set is kept, unless
 ///   [`override_existing`](Self::override_existing) is on.
-/// - When the source fails, the next request fails with its error, unsent,
-///   whatever its origin or headers (the inner service was not readied).
+/// - When the source fails, the next request it would stamp fails with its
+///   error, unsent; a request it would not stamp (another origin, the
+///   caller's own `Authorization`) is sent as it is.
 /// - The stamped header value is marked sensitive.
 /// - With a renewing source ([`Ibsso`](crate::Ibsso)), a 401 renews the
 ///   credential and the request is replayed once, transparently. A request

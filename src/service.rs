@@ -8,11 +8,20 @@
 //! The replay after a 401 works the same way: the first attempt's response
 //! has completed (returning its slot), the renewed credential is obtained,
 //! and only then is a fresh clone of the inner service readied and called.
-//! When the source fails, `poll_ready` still returns `Ready(Ok(()))` without
-//! readying the inner service, and the next `call` fails that one request
-//! with the source's [`AuthError`], unsent, whatever its origin or headers:
-//! a failed login never poisons a `Buffer` or a balancer in front of the
-//! service.
+//!
+//! # When the source fails
+//!
+//! `poll_ready` does not fail: it readies the inner service all the same,
+//! so a failed login never poisons a `Buffer` or a balancer in front of the
+//! service. The next `call` then decides by what the request needs:
+//!
+//! - a request the layer would stamp fails with the source's
+//!   [`AuthError`], unsent, and the inner service's readiness is given up
+//!   (dropped for an unready clone) so that it holds no slot;
+//! - a request the layer would not stamp (to another origin, or carrying
+//!   the caller's own `Authorization` without
+//!   [`override_existing`](crate::AuthLayer::override_existing)) does not
+//!   depend on the source and is sent as it is.
 //!
 //! A credential may be rejected between `poll_ready` and `call`: in a storm,
 //! many requests are readied with one session, the first 401 ends it, and
@@ -154,26 +163,18 @@ where
         if let Pending::Resolving(future) = &mut self.pending {
             self.pending = Pending::Resolved(ready!(Pin::new(future).poll(cx)));
         }
-        if let Pending::Resolved(Err(_)) = self.pending {
-            // The error is reported by `call`, for this request only.
-            return Poll::Ready(Ok(()));
-        }
+        // Readied whatever the source said: a request that needs no
+        // credential is sent all the same. A failure is reported by `call`,
+        // for the request it was meant for only.
         self.inner.poll_ready(cx).map_err(AuthError::inner)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let credential = match mem::replace(&mut self.pending, Pending::Idle) {
-            Pending::Resolved(Ok(credential)) => credential,
-            // After the source failed, `poll_ready` did not ready the inner
-            // service, so nothing may be sent: not this request, whatever
-            // its origin or headers.
-            Pending::Resolved(Err(error)) => return ResponseFuture::failed(error),
-            _ => {
-                return ResponseFuture::failed(AuthError::new(
-                    ErrorKind::NotReady,
-                    "AuthService::call was called before poll_ready returned Ready",
-                ))
-            }
+        let Pending::Resolved(resolved) = mem::replace(&mut self.pending, Pending::Idle) else {
+            return ResponseFuture::failed(AuthError::new(
+                ErrorKind::NotReady,
+                "AuthService::call was called before poll_ready returned Ready",
+            ));
         };
         let base_url = &self.shared.config.base_url;
         if !base_url.resolve_path_only(request.uri_mut())
@@ -181,6 +182,15 @@ where
         {
             return ResponseFuture::first(self.inner.call(request), None);
         }
+        let replace = self.shared.config.override_existing;
+        let credential = match resolved {
+            Ok(credential) => credential,
+            // The caller's own `Authorization` needs nothing from the source.
+            Err(_) if !replace && request.headers().contains_key(AUTHORIZATION) => {
+                return ResponseFuture::first(self.inner.call(request), None)
+            }
+            Err(error) => return self.fail_unsent(error),
+        };
         // A static source hands its value over; a renewing one keeps the
         // credential, to report a 401 against.
         let (value, credential) = if self.shared.source.can_renew() {
@@ -188,17 +198,18 @@ where
         } else {
             (credential.into_header_value(), None)
         };
-        let replace = self.shared.config.override_existing;
         let ours_sent = match stamp(request.headers_mut(), value, replace) {
             Ok(ours_sent) => ours_sent,
-            Err(error) => return ResponseFuture::failed(error),
+            Err(error) => return self.fail_unsent(error),
         };
         // Not renewing, or the caller's own `Authorization` is sent.
         let Some(credential) = credential.filter(|_| ours_sent) else {
             return ResponseFuture::first(self.inner.call(request), None);
         };
         if self.shared.source.is_rejected(&credential) {
-            return self.hold(request, credential);
+            self.release_readiness();
+            let retry = Retry::held(self.shared.clone(), credential, request);
+            return ResponseFuture::held(retry);
         }
         let copy = C::Kind::keep(request.body_mut(), self.shared.config.replay_limit);
         let retry = Retry::new(self.shared.clone(), credential, &request, copy);
@@ -207,23 +218,24 @@ where
 }
 
 impl<S: Clone, C: CredentialSource> AuthService<S, C> {
-    /// A request whose credential was answered 401 between `poll_ready`
-    /// and `call` (a renewal storm: many requests readied, one rejected
-    /// first). Sending it would only earn another 401, so it is not sent:
-    /// it takes the replay's path (the renewed credential, then a fresh
-    /// clone of the inner service readied) and is sent once.
-    ///
-    /// The readied inner service is dropped for an unready clone, so that
-    /// the slot it may hold (a `ConcurrencyLimit` permit, a `Buffer` slot)
-    /// is not held while the renewal runs.
+    /// Gives up the inner service's readiness, for a request that will not
+    /// be sent now: the readied service is dropped for an unready clone, so
+    /// that the slot it may hold (a `ConcurrencyLimit` permit, a `Buffer`
+    /// slot) is free meanwhile.
     #[cold]
-    fn hold<B>(&mut self, request: Request<B>, stamped: Credential) -> ResponseFuture<S, C, B>
+    fn release_readiness(&mut self) {
+        let unready = self.inner.clone();
+        drop(mem::replace(&mut self.inner, unready));
+    }
+
+    /// Fails a request unsent, giving up the readiness `poll_ready` took.
+    #[cold]
+    fn fail_unsent<B>(&mut self, error: AuthError) -> ResponseFuture<S, C, B>
     where
         S: Service<Request<B>>,
     {
-        let unready = self.inner.clone();
-        drop(mem::replace(&mut self.inner, unready));
-        ResponseFuture::held(Retry::held(self.shared.clone(), stamped, request))
+        self.release_readiness();
+        ResponseFuture::failed(error)
     }
 }
 

@@ -112,25 +112,73 @@ async fn path_only_request_is_resolved_against_base_url() {
 }
 
 /// `poll_ready` stays ready when the source fails (so a Buffer or balancer
-/// in front does not drop the service) but does not ready the inner one, so
-/// the next request fails unsent, whatever it is: one to be stamped, one
-/// carrying its own `Authorization`, one to another origin (tower-test's
-/// mock panics if called unready).
+/// in front does not drop the service), and a request the layer would stamp
+/// fails unsent, the inner readiness given up: behind a concurrency limit of
+/// one, another clone can take the permit at once.
 #[tokio::test]
-async fn failing_source_fails_the_next_request_whatever_it_is_unsent() {
+async fn failing_source_fails_a_request_it_would_stamp_unsent() {
+    use tower::limit::ConcurrencyLimit;
+    use tower::{Layer, Service};
+
+    let (inner, mut handle) = mock::pair::<Req, Response<String>>();
+    handle.allow(1);
+    let limited = ConcurrencyLimit::new(inner, 1);
+    let mut service = AuthLayer::new(base(), failing_source()).layer(limited.clone());
+    let mut other = limited;
+    let mut cx = task::spawn(());
+    assert_ready_ok!(cx.enter(|cx, _| service.poll_ready(cx)));
+    let mut response = task::spawn(service.call(request()));
+    let error = assert_ready_err!(response.poll());
+    assert_eq!(error.kind(), infobip_auth::ErrorKind::Source);
+    assert!(error.to_string().contains("vault unreachable"), "{error}");
+    assert_pending!(handle.poll_request());
+    assert_ready_ok!(
+        cx.enter(|cx, _| other.poll_ready(cx)),
+        "the permit was given back"
+    );
+}
+
+/// A request the layer would not stamp does not depend on the source: it is
+/// sent as it is, whether it carries its own `Authorization` or goes to
+/// another origin.
+#[tokio::test]
+async fn failing_source_still_sends_requests_it_would_not_stamp() {
     let layer = AuthLayer::new(base(), failing_source());
     let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
-    handle.allow(3);
+    handle.allow(2);
     let elsewhere = Request::get("https://example.com/status")
         .body(Empty::new())
         .unwrap();
-    for req in [request(), with_callers_authorization(), elsewhere] {
+    for (req, expected) in [
+        (with_callers_authorization(), Some("App callers-own")),
+        (elsewhere, None),
+    ] {
         assert_ready_ok!(service.poll_ready());
-        let mut response = task::spawn(service.call(req));
-        let error = assert_ready_err!(response.poll());
-        assert_eq!(error.kind(), infobip_auth::ErrorKind::Source);
-        assert!(error.to_string().contains("vault unreachable"), "{error}");
+        let response = service.call(req);
+        let (seen, send) = handle.next_request().await.unwrap();
+        let sent = seen
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(sent, expected);
+        send.send_response(Response::new(String::new()));
+        response.await.unwrap();
     }
+}
+
+/// With `override_existing`, the caller's header would be replaced: the
+/// request needs the source, and fails unsent.
+#[tokio::test]
+async fn failing_source_fails_a_request_whose_header_it_would_replace() {
+    let layer = AuthLayer::new(base(), failing_source()).override_existing(true);
+    let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
+    handle.allow(1);
+    assert_ready_ok!(service.poll_ready());
+    let error = service
+        .call(with_callers_authorization())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), infobip_auth::ErrorKind::Source);
     assert_pending!(handle.poll_request());
 }
 
