@@ -76,6 +76,21 @@
 //!   ([`AuthLayer::override_existing`] changes that).
 //! - Errors ([`AuthError`]) never contain a key, password or token.
 //!
+//! # Tokio
+//!
+//! Static sources need no runtime. The session sources ([`Ibsso`],
+//! [`OAuth2`]) and the 401 path of [`AuthService`] need a tokio runtime with
+//! its time driver (`enable_time`, or `enable_all`; `#[tokio::main]` has
+//! it):
+//!
+//! - a session source logs in on a task of the runtime it is called from;
+//!   called outside any runtime, it fails the request with
+//!   [`ErrorKind::Source`] instead;
+//! - a login, [`Ibsso::logout`] and the reading of a 401's body are timed
+//!   with tokio's timers. Without the time driver tokio panics there: a
+//!   login then fails with [`ErrorKind::Source`] (its task panicked), and
+//!   `logout` and the 401 path panic (see their `# Panics` sections).
+//!
 //! # Cargo features
 //!
 //! - `test-util`: [`testing::FakeInfobip`], a real HTTP server on 127.0.0.1

@@ -59,6 +59,12 @@ enum Pending<F> {
 ///
 /// The inner service receives the caller's request, body type included.
 /// Cloning gives a service that is not ready yet, as tower expects.
+///
+/// # Panics
+///
+/// With a renewing source, the response future of a request answered 401
+/// panics outside a tokio runtime with its time driver: the 401's body is
+/// read within a time bound (see [the crate docs](crate#tokio)).
 pub struct AuthService<S, C: CredentialSource> {
     inner: S,
     shared: Arc<Shared<S, C>>,

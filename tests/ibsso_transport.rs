@@ -235,3 +235,26 @@ fn builder_rejects_bad_credentials() {
         assert!(error.is_invalid_credential(), "{user:?}/{pass:?}");
     }
 }
+
+/// Outside any tokio runtime a session source cannot log in: the request
+/// gets a typed error saying so, where it used to panic.
+#[test]
+fn outside_a_tokio_runtime_a_login_is_a_typed_error_not_a_panic() {
+    use futures_util::FutureExt;
+
+    let transport = service_fn(|_: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+            br#"{"token":"t"}"#,
+        ))))
+    });
+    let source = Ibsso::builder(base(), "user", "pass")
+        .build(transport)
+        .unwrap();
+    let error = source
+        .credential()
+        .now_or_never()
+        .expect("answered at once")
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Source);
+    assert!(error.to_string().contains("tokio runtime"), "{error}");
+}

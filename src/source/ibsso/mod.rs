@@ -144,6 +144,10 @@ impl Ibsso {
     /// [`Timeout`](ErrorKind::Timeout) if it took longer than the login
     /// timeout, [`LoginFailed`](ErrorKind::LoginFailed) if the server answered
     /// other than 2xx. The token is forgotten either way.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with its time driver (the logout is timed).
     pub async fn logout(&self) -> Result<(), AuthError> {
         let Some(credential) = self.engine.take_session() else {
             tracing::debug!("logout: no session to end");

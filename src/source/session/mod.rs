@@ -460,9 +460,9 @@ impl Engine {
         });
         let engine = Arc::downgrade(self);
         let login = async move {
-            task.await.unwrap_or_else(|_| {
-                // The runtime shut down under the login: let the next
-                // request start another.
+            task.await.unwrap_or_else(|error| {
+                // The task panicked (a runtime without its time driver) or
+                // its runtime shut down: let the next request start another.
                 if let Some(engine) = engine.upgrade() {
                     let mut state = engine.lock();
                     if state.login.as_ref().is_some_and(|(l, _)| *l == id) {
@@ -470,7 +470,12 @@ impl Engine {
                     }
                 }
                 Err(AuthError::source_failed(
-                    "the login task was cancelled",
+                    if error.is_panic() {
+                        "the login task panicked: a session source needs a tokio runtime \
+                         with its time driver (enable_time)"
+                    } else {
+                        "the login task was cancelled: its tokio runtime shut down"
+                    },
                     None,
                 ))
             })
