@@ -1,35 +1,6 @@
 //! [`ResolvePathsLayer`]: makes path-only request URIs absolute on the base
 //! URL, for the layers outside [`AuthLayer`](crate::AuthLayer) that need an
 //! absolute URI.
-//!
-//! [`AuthService`](crate::AuthService) resolves a path-only URI itself, but
-//! only for the layers inside it. A layer outside it that reads the URI
-//! (tower-http's `FollowRedirectLayer`, which needs an absolute URI to
-//! follow a `Location`) sees the path alone: put this layer outermost.
-//!
-//! # Example
-//!
-//! ```
-//! use bytes::Bytes;
-//! use http_body_util::Full;
-//! use hyper_util::client::legacy::{connect::HttpConnector, Client};
-//! use infobip_auth::{ApiKey, AuthLayer, BaseUrl, ResolvePathsLayer};
-//! use tower::ServiceBuilder;
-//! use tower_http::follow_redirect::FollowRedirectLayer;
-//!
-//! # fn main() -> Result<(), infobip_auth::AuthError> {
-//! let base = BaseUrl::new("xyz.api.infobip.com")?;
-//! let client: Client<HttpConnector, Full<Bytes>> =
-//!     Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-//! let infobip = ServiceBuilder::new()
-//!     .layer(ResolvePathsLayer::new(base.clone()))
-//!     .layer(FollowRedirectLayer::new())
-//!     .layer(AuthLayer::new(base, ApiKey::new("key")?))
-//!     .service(client);
-//! # let _ = infobip;
-//! # Ok(())
-//! # }
-//! ```
 
 use std::task::{Context, Poll};
 
@@ -38,8 +9,36 @@ use tower::{Layer, Service};
 
 use crate::base_url::BaseUrl;
 
-/// Makes path-only request URIs absolute on a [`BaseUrl`]; see the
-/// [module documentation](self).
+/// Makes path-only request URIs absolute on a [`BaseUrl`].
+///
+/// [`AuthService`](crate::AuthService) resolves a path-only URI itself, but
+/// only for the layers inside it. A layer outside it that reads the URI
+/// (tower-http's `FollowRedirectLayer`, which needs an absolute URI to
+/// follow a `Location`) sees the path alone: put this layer outermost.
+///
+/// # Example
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use hyper_util::client::legacy::{connect::HttpConnector, Client};
+/// use infobip_auth::{ApiKey, AuthLayer, BaseUrl, ResolvePathsLayer};
+/// use tower::ServiceBuilder;
+/// use tower_http::follow_redirect::FollowRedirectLayer;
+///
+/// # fn main() -> Result<(), infobip_auth::AuthError> {
+/// let base = BaseUrl::new("xyz.api.infobip.com")?;
+/// let client: Client<HttpConnector, Full<Bytes>> =
+///     Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+/// let infobip = ServiceBuilder::new()
+///     .layer(ResolvePathsLayer::new(base.clone()))
+///     .layer(FollowRedirectLayer::new())
+///     .layer(AuthLayer::new(base, ApiKey::new("key")?))
+///     .service(client);
+/// # let _ = infobip;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ResolvePathsLayer {
     base_url: BaseUrl,

@@ -175,7 +175,7 @@ pub trait CredentialSource {
     /// key, Basic): nothing is kept for a replay and any body type passes.
     /// [`Renewing`] for a source that obtains a new credential after a 401:
     /// requests are replayed once, so their bodies must be
-    /// [`ReplayableBody`](crate::ReplayableBody).
+    /// [`ReplayableBody`].
     type Kind: SourceKind;
 
     /// The credential to stamp on the next request.
