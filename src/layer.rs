@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tower::Layer;
 
 use crate::base_url::BaseUrl;
+use crate::error::AuthError;
 use crate::replay::DEFAULT_REPLAY_LIMIT;
 use crate::service::AuthService;
 use crate::source::CredentialSource;
@@ -15,6 +16,9 @@ pub(crate) struct Config {
     pub(crate) base_url: BaseUrl,
     pub(crate) override_existing: bool,
     pub(crate) replay_limit: usize,
+    /// The source logs in at another base URL: what every request that
+    /// would be stamped fails with.
+    pub(crate) mismatch: Option<AuthError>,
 }
 
 /// Stamps `Authorization` from a [`CredentialSource`] on every request to the
@@ -72,13 +76,31 @@ pub struct AuthLayer<C> {
 
 impl<C> AuthLayer<C> {
     /// Stamps credentials from `source` on requests to `base_url`.
-    pub fn new(base_url: BaseUrl, source: C) -> Self {
+    ///
+    /// A session source logs in at a base URL of its own; if it is not
+    /// `base_url`, its credential would be stamped on another account's
+    /// requests. Then every request the layer would stamp fails with
+    /// [`InvalidBaseUrl`](crate::ErrorKind::InvalidBaseUrl), unsent.
+    pub fn new(base_url: BaseUrl, source: C) -> Self
+    where
+        C: CredentialSource,
+    {
+        let mismatch = source
+            .base_url()
+            .filter(|theirs| **theirs != base_url)
+            .map(|theirs| {
+                AuthError::invalid_base_url(format!(
+                    "the credential source logs in at {theirs} but the layer stamps requests \
+                     to {base_url}: build both from the same BaseUrl"
+                ))
+            });
         Self {
             source,
             config: Arc::new(Config {
                 base_url,
                 override_existing: false,
                 replay_limit: DEFAULT_REPLAY_LIMIT,
+                mismatch,
             }),
         }
     }

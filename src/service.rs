@@ -164,7 +164,10 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if let Pending::Idle = self.pending {
-            self.pending = Pending::Resolving(self.shared.source.credential());
+            self.pending = match &self.shared.config.mismatch {
+                Some(mismatch) => Pending::Resolved(Err(mismatch.clone())),
+                None => Pending::Resolving(self.shared.source.credential()),
+            };
         }
         if let Pending::Resolving(future) = &mut self.pending {
             self.pending = Pending::Resolved(ready!(Pin::new(future).poll(cx)));

@@ -537,3 +537,20 @@ async fn secrets_never_appear_in_debug_or_errors() {
     let text = format!("{error} {error:?}");
     assert!(!text.contains("secret-wrong-pw"), "{text}");
 }
+
+/// A session source logs in at its own base URL; given to a layer for
+/// another one, its token would be stamped on that account's requests.
+/// Every request the layer would stamp fails instead, unsent, saying why.
+#[tokio::test]
+async fn a_layer_and_its_session_source_must_name_the_same_base_url() {
+    let (fake, source) = started().await;
+    let other = FakeInfobip::start().await.unwrap();
+    let service = AuthLayer::new(other.base_url(), source).layer(hyper_client());
+    let error = send(&service, sms("{}")).await.unwrap_err();
+    assert!(error.is_invalid_base_url(), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&fake.base_url().to_string()), "{message}");
+    assert!(message.contains(&other.base_url().to_string()), "{message}");
+    assert_eq!(fake.logins() + other.logins(), 0, "no login");
+    assert_eq!(other.accepted() + other.rejected(), 0, "nothing sent");
+}

@@ -70,6 +70,7 @@ pub use session::{
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
 };
 
+use crate::base_url::BaseUrl;
 use crate::error::AuthError;
 use crate::replay::ReplayableBody;
 use crate::secret::{is_visible_ascii, sensitive_header, REDACTED};
@@ -225,6 +226,15 @@ pub trait CredentialSource {
     fn on_replay(&self, replayed: bool) {
         let _ = replayed;
     }
+
+    /// The base URL this source logs in at, if it logs in at all (the
+    /// session sources do). [`AuthLayer::new`](crate::AuthLayer::new)
+    /// checks it against its own: a mismatch fails every request the layer
+    /// would stamp with [`InvalidBaseUrl`](crate::ErrorKind::InvalidBaseUrl),
+    /// unsent.
+    fn base_url(&self) -> Option<&BaseUrl> {
+        None
+    }
 }
 
 /// What a [`CredentialSource`]'s [`Kind`](CredentialSource::Kind) says
@@ -322,6 +332,10 @@ impl<T: CredentialSource + ?Sized> CredentialSource for Arc<T> {
     fn on_replay(&self, replayed: bool) {
         (**self).on_replay(replayed)
     }
+
+    fn base_url(&self) -> Option<&BaseUrl> {
+        (**self).base_url()
+    }
 }
 
 impl<T: CredentialSource + ?Sized> CredentialSource for Box<T> {
@@ -347,6 +361,10 @@ impl<T: CredentialSource + ?Sized> CredentialSource for Box<T> {
     fn on_replay(&self, replayed: bool) {
         (**self).on_replay(replayed)
     }
+
+    fn base_url(&self) -> Option<&BaseUrl> {
+        (**self).base_url()
+    }
 }
 
 /// Object-safe mirror of [`CredentialSource`] behind [`BoxCredentialSource`].
@@ -356,6 +374,7 @@ trait DynSource: Send + Sync {
     fn dyn_on_unauthorized(&self, rejected: &Credential);
     fn dyn_is_rejected(&self, credential: &Credential) -> bool;
     fn dyn_on_replay(&self, replayed: bool);
+    fn dyn_base_url(&self) -> Option<&BaseUrl>;
 }
 
 impl<C> DynSource for C
@@ -381,6 +400,10 @@ where
 
     fn dyn_on_replay(&self, replayed: bool) {
         CredentialSource::on_replay(self, replayed)
+    }
+
+    fn dyn_base_url(&self) -> Option<&BaseUrl> {
+        CredentialSource::base_url(self)
     }
 }
 
@@ -424,6 +447,10 @@ impl CredentialSource for BoxCredentialSource {
 
     fn on_replay(&self, replayed: bool) {
         self.0.dyn_on_replay(replayed)
+    }
+
+    fn base_url(&self) -> Option<&BaseUrl> {
+        self.0.dyn_base_url()
     }
 }
 

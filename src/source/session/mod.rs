@@ -136,6 +136,10 @@ macro_rules! engine_backed_source {
             fn on_replay(&self, replayed: bool) {
                 self.engine.on_replay(replayed)
             }
+
+            fn base_url(&self) -> Option<&crate::BaseUrl> {
+                Some(&self.engine.base_url)
+            }
         }
 
         impl std::fmt::Debug for $source {
