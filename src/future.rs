@@ -115,7 +115,9 @@ pin_project! {
         // Boxed: the response is large and only a 401's is kept.
         Draining { response: Pin<Box<S::Response>>, deadline: Pin<Box<Sleep>>, drained: usize, retry: Option<Retry<S, C, B>> },
         Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
-        Readying { service: S, credential: Credential, retry: Option<Retry<S, C, B>> },
+        // Boxed: the inner service (a client) is large, and only a replay
+        // needs a copy of it.
+        Readying { replay: Box<(S, Credential)>, retry: Option<Retry<S, C, B>> },
         // The replay's own 401 is reported too, against its credential.
         Replaying { #[pin] future: S::Future, shared: Arc<Shared<S, C>>, credential: Credential },
     }
@@ -189,16 +191,12 @@ where
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone();
                     State::Readying {
-                        service,
-                        credential,
+                        replay: Box::new((service, credential)),
                         retry: Some(retry),
                     }
                 }
-                StateProj::Readying {
-                    service,
-                    credential,
-                    retry,
-                } => {
+                StateProj::Readying { replay, retry } => {
+                    let (service, credential) = &mut **replay;
                     // Ready the inner service only now, with the credential
                     // in hand: a login never holds an inner slot.
                     ready!(service.poll_ready(cx)).map_err(AuthError::inner)?;
