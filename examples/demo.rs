@@ -57,6 +57,8 @@ async fn main() -> Result<(), BoxError> {
     let base = fake.base_url();
     println!("fake Infobip listening on {base}");
 
+    // One client for every method: adding `AuthLayer` leaves its type as it
+    // is, `Client<_, Full<Bytes>>`, whichever source stamps the requests.
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
 
     // App: the recommended method.
