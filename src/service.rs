@@ -60,6 +60,18 @@ enum Pending<F> {
 /// The inner service receives the caller's request, body type included.
 /// Cloning gives a service that is not ready yet, as tower expects.
 ///
+/// # Compile errors
+///
+/// `AuthService<S, C>` is a `Service<Request<B>>` when `S` is one whose
+/// response is `http::Response<RB>` with `RB: http_body::Body`, and, for a
+/// renewing source, when `B` is [`ReplayableBody`](crate::ReplayableBody).
+/// Where a `Service` is required by a bound (`BoxCloneService::new`, a
+/// generic function), rustc names the one that fails (for example
+/// "`Vec<u8>: http_body::Body` is not satisfied", or "`BoxBody<..>` cannot
+/// be sent again after a 401"). A method call (`service.call(..)`,
+/// `service.oneshot(..)`) reports only "method not found" or "trait bounds
+/// were not satisfied": check those two.
+///
 /// # Panics
 ///
 /// With a renewing source, the response future of a request answered 401
