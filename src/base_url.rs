@@ -300,6 +300,21 @@ impl BaseUrl {
     }
 }
 
+#[cfg(feature = "reqwest-middleware")]
+impl BaseUrl {
+    /// Whether a reqwest URL points at this origin: the same scheme, host
+    /// (ignoring case) and port, and no user information.
+    pub(crate) fn matches_url(&self, url: &::reqwest::Url) -> bool {
+        url.scheme() == if self.https { "https" } else { "http" }
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.port_or_known_default() == Some(self.port)
+            && url
+                .host_str()
+                .is_some_and(|host| host.eq_ignore_ascii_case(&self.host))
+    }
+}
+
 /// A DNS name (letters, digits, `-` and `.`), an IPv4 address, or an IPv6
 /// address in brackets.
 fn is_valid_host(host: &str) -> bool {

@@ -84,11 +84,11 @@ impl<S, C, B> Retry<S, C, B> {
 /// connection can carry the replay (HTTP/1.1) or needs no stream reset
 /// (HTTP/2). Every frame counts as at least one byte, so a stream of empty
 /// frames ends too. The rest of a larger body is dropped unread.
-const DRAIN_LIMIT: usize = 64 * 1024;
+pub(crate) const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// The longest a 401 body is read for: a server that stalls or trickles
 /// cannot hold the request (or its connection) longer.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 pin_project! {
     /// The response future of [`AuthService`](crate::AuthService); `B` is

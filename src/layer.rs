@@ -85,15 +85,7 @@ impl<C> AuthLayer<C> {
     where
         C: CredentialSource,
     {
-        let mismatch = source
-            .base_url()
-            .filter(|theirs| **theirs != base_url)
-            .map(|theirs| {
-                AuthError::invalid_base_url(format!(
-                    "the credential source logs in at {theirs} but the layer stamps requests \
-                     to {base_url}: build both from the same BaseUrl"
-                ))
-            });
+        let mismatch = base_url_mismatch(&base_url, &source);
         Self {
             source,
             config: Arc::new(Config {
@@ -136,4 +128,17 @@ where
     fn layer(&self, inner: S) -> Self::Service {
         AuthService::from_parts(inner, self.source.clone(), (*self.config).clone())
     }
+}
+
+/// The error every request a layer (or middleware) would stamp fails with
+/// when `source` logs in at another base URL than `base_url`.
+pub(crate) fn base_url_mismatch<C: CredentialSource>(
+    base_url: &BaseUrl,
+    source: &C,
+) -> Option<AuthError> {
+    let theirs = source.base_url().filter(|theirs| *theirs != base_url)?;
+    Some(AuthError::invalid_base_url(format!(
+        "the credential source logs in at {theirs} but the layer stamps requests \
+         to {base_url}: build both from the same BaseUrl"
+    )))
 }

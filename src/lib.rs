@@ -109,6 +109,9 @@ mod error;
 mod future;
 mod layer;
 mod replay;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 mod resolve;
 mod secret;
 mod service;

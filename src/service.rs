@@ -262,7 +262,11 @@ impl<S: Clone, C: CredentialSource> AuthService<S, C> {
 
 /// Sets `Authorization` to `value`. Unless `replace`, a value the caller
 /// set is kept and ours dropped. Returns whether ours is the one sent.
-fn stamp(headers: &mut HeaderMap, value: HeaderValue, replace: bool) -> Result<bool, AuthError> {
+pub(crate) fn stamp(
+    headers: &mut HeaderMap,
+    value: HeaderValue,
+    replace: bool,
+) -> Result<bool, AuthError> {
     if replace {
         headers
             .try_insert(AUTHORIZATION, value)

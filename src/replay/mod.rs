@@ -21,7 +21,7 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use http_body::Body;
 use http_body_util::{Empty, Full};
 
@@ -50,13 +50,16 @@ pub const DEFAULT_REPLAY_LIMIT: usize = 64 * 1024;
 pub enum ReplaySkipped {
     /// The body was larger than the replay limit, so it was not kept.
     BodyOverLimit,
+    /// The body cannot be sent twice (a reqwest streaming body, with
+    /// [`AuthMiddleware`](crate::reqwest::AuthMiddleware)).
+    BodyNotCloneable,
 }
 
 /// A request body that a renewing source can send a second time, after a
 /// 401.
 ///
-/// Implemented for bodies in memory (`Full`, `Empty`, `String`), which are
-/// cloned, and for [`ReplayBody`], which records a streaming body as it is
+/// Implemented for bodies in memory (`Full`, `Empty`, `String`, and `Bytes`
+/// and `Vec<u8>` for transports that take bytes), which are cloned, and for [`ReplayBody`], which records a streaming body as it is
 /// sent. Implement it for a body type of your own that is cheap to copy.
 /// Static sources never replay and ask nothing of the body.
 ///
@@ -108,7 +111,7 @@ pub enum ReplaySkipped {
     label = "this body type cannot be replayed",
     note = "wrap a streaming body in `infobip_auth::ReplayBody::new(body)` (it keeps the bytes as they are sent, up to the replay limit), or send a body in memory such as `Full<Bytes>`"
 )]
-pub trait ReplayableBody: Body + Sized {
+pub trait ReplayableBody: Sized {
     /// A second copy of the body, made when the request is stamped, to send
     /// if the request is replayed; `None` if the body is over `limit` bytes
     /// and so is not kept.
@@ -139,8 +142,17 @@ impl<D: Buf> ReplayableBody for Empty<D> {
     }
 }
 
-impl ReplayableBody for String {
-    fn replay_copy(&mut self, limit: usize) -> Option<Self> {
-        (self.len() <= limit).then(|| self.clone())
-    }
+/// Bodies whose length is their size: cloned within the limit. `Bytes` and
+/// `Vec<u8>` are for transports that take bytes (the reqwest adapter);
+/// a `Bytes` clone is a reference count.
+macro_rules! cloned_within_limit {
+    ($($body:ty),*) => {
+        $(impl ReplayableBody for $body {
+            fn replay_copy(&mut self, limit: usize) -> Option<Self> {
+                (self.len() <= limit).then(|| self.clone())
+            }
+        })*
+    };
 }
+
+cloned_within_limit!(String, Bytes, Vec<u8>);
