@@ -45,6 +45,9 @@ if command -v valgrind >/dev/null; then
   done
 fi
 
+echo "== reqwest: default_headers against AuthLayer" >&2
+reqwest_figures=$(REQWEST_ROUNDS=$rounds cargo bench --features reqwest --bench reqwest 2>/dev/null)
+
 echo "== loopback: storm and throughput" >&2
 loopback=$(LOOPBACK_ROUNDS=$rounds cargo bench --bench loopback 2>/dev/null)
 
@@ -84,7 +87,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 cores=$(nproc)
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches ':!benches/notes.md' || echo "+changes")
 
-CASES="$cases" INSTRUCTIONS="$instructions" LOOPBACK="$loopback" CPU="$cpu" CORES="$cores" \
+CASES="$cases" INSTRUCTIONS="$instructions" LOOPBACK="$loopback"$'\n'"$reqwest_figures" CPU="$cpu" CORES="$cores" \
 COMMIT="$commit" python3 - <<'PY'
 import json, os
 
@@ -130,6 +133,7 @@ def fmt(x, unit=""):
 BEFORE = {"app": 709, "basic": 702, "ibsso_cached": 1570, "e2e": 0.974}
 
 rounds = int(loop["storm_rounds"])
+reqwest_app = loop["reqwest_cpu_ns_layer_app"] / loop["reqwest_cpu_ns_default_headers"]
 bursts = "burst_instructions_replayed" in loop
 held_cost = loop["burst_instructions_held"] / loop["burst_instructions_valid"] if bursts else None
 replayed_cost = loop["burst_instructions_replayed"] / loop["burst_instructions_valid"] if bursts else None
@@ -257,6 +261,22 @@ Instructions per request come from callgrind: client and server in one
 process on a one-thread runtime, one round of 10,000 requests for each
 stack, minus the warm-up they share.
 
+## reqwest (`cargo bench --features reqwest --bench reqwest`)
+
+A `reqwest::Client` with the API key in `default_headers` (what a reqwest
+user does without this crate), the same kind of client as `ReqwestClient`
+under `AuthLayer` with `ApiKey`, and with `Ibsso`: POST requests with a
+small body to `FakeInfobip`, 5,000 a round at concurrency 32, rounds
+interleaved, medians over {int(loop['reqwest_rounds'])} rounds. The server
+runs on threads of its own; the figures are the client thread's alone
+(its CPU time, and a counting allocator's count for that thread).
+
+| stack | client CPU per request | ratio | allocations per request |
+|---|---|---|---|
+| `default_headers` | {loop['reqwest_cpu_ns_default_headers'] / 1000:.2f} us | 1 | {loop['reqwest_allocations_default_headers']:.1f} |
+| `AuthLayer` + `ApiKey` over `ReqwestClient` | {loop['reqwest_cpu_ns_layer_app'] / 1000:.2f} us | {reqwest_app:.3f} | {loop['reqwest_allocations_layer_app']:.1f} |
+| `AuthLayer` + `Ibsso` over `ReqwestClient` | {loop['reqwest_cpu_ns_layer_ibsso'] / 1000:.2f} us | {loop['reqwest_cpu_ns_layer_ibsso'] / loop['reqwest_cpu_ns_default_headers']:.3f} | {loop['reqwest_allocations_layer_ibsso']:.1f} |
+
 ## Targets
 
 Beside the figures at `7e5c030` (before the inner service received the
@@ -271,6 +291,7 @@ caller's body type).
 | `ibsso_cached` overhead, instructions (reported) | {BEFORE['ibsso_cached']} | {fmt(iover('ibsso_cached'))} | reported |
 | cached session: heap allocations per request, stated | 0 | 3 (asserted in `tests/allocations.rs`: the copy of the head kept for a replay) | **met** |
 | storm: exactly 1 login, at most 2 sends per request, every round | | asserted | **met** |
+| reqwest: `AuthLayer` + `ApiKey` client CPU <= 1.05x `default_headers` | | {reqwest_app:.3f} | {met(reqwest_app <= 1.05)} |
 """
 notes = open("benches/notes.md").read() if os.path.exists("benches/notes.md") else ""
 with open("BENCHMARKS.md", "w") as f:

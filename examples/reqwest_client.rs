@@ -28,8 +28,8 @@ async fn main() -> Result<(), BoxError> {
             .body(Bytes::from_static(br#"{"messages":[]}"#))
     };
 
-    let with_key = AuthLayer::new(base.clone(), ApiKey::new(FakeInfobip::API_KEY)?)
-        .layer(client.clone());
+    let with_key =
+        AuthLayer::new(base.clone(), ApiKey::new(FakeInfobip::API_KEY)?).layer(client.clone());
     let response = with_key.oneshot(sms()?).await?;
     println!("App    {}", response.status());
 
