@@ -384,3 +384,60 @@ async fn errors_keep_their_cause() {
         .downcast_ref::<reqwest::Error>()
         .is_some());
 }
+
+/// Which account a request is for, set with `with_extension`.
+#[derive(Clone, Debug, PartialEq)]
+struct Account(&'static str);
+
+/// Records the `Account` extension of every request it sees.
+struct SeesExtensions(Arc<std::sync::Mutex<Vec<Option<Account>>>>);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for SeesExtensions {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(extensions.get::<Account>().cloned());
+        next.run(request, extensions).await
+    }
+}
+
+/// Per-request data from `with_extension` reaches what follows the
+/// middleware, on the first attempt and on the replay alike.
+#[tokio::test]
+async fn with_extension_data_reaches_the_replay_too() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let client = reqwest_for(&fake);
+    let source = Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .build(ReqwestClient::<Bytes>::new(client.clone()))
+    .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let chain = reqwest_middleware::ClientBuilder::new(client)
+        .with(AuthMiddleware::new(fake.base_url(), source))
+        .with(SeesExtensions(seen.clone()))
+        .build();
+    chain.get(sms_url(&fake)).send().await.unwrap();
+    fake.revoke_sessions();
+    let response = chain
+        .get(sms_url(&fake))
+        .with_extension(Account("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![None, Some(Account("acme")), Some(Account("acme"))]
+    );
+}
