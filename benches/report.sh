@@ -264,8 +264,11 @@ stack, minus the warm-up they share.
 ## reqwest (`cargo bench --features reqwest --bench reqwest`)
 
 A `reqwest::Client` with the API key in `default_headers` (what a reqwest
-user does without this crate), the same kind of client as `ReqwestClient`
-under `AuthLayer` with `ApiKey`, and with `Ibsso`: POST requests with a
+user does without this crate), that client through `ReqwestClient` alone
+(the `http::Request` interface without any layer: it prints the URI and
+reqwest parses it again as a URL, and reqwest boxes the response body it
+hands back), and a client as `ReqwestClient` under `AuthLayer` with
+`ApiKey`, and with `Ibsso`: POST requests with a
 small body to `FakeInfobip`, 5,000 a round at concurrency 32, rounds
 interleaved, medians over {int(loop['reqwest_rounds'])} rounds. The server
 runs on threads of its own; the figures are the client thread's alone
@@ -274,6 +277,7 @@ runs on threads of its own; the figures are the client thread's alone
 | stack | client CPU per request | ratio | allocations per request |
 |---|---|---|---|
 | `default_headers` | {loop['reqwest_cpu_ns_default_headers'] / 1000:.2f} us | 1 | {loop['reqwest_allocations_default_headers']:.1f} |
+| `ReqwestClient` alone, the key in `default_headers` | {loop['reqwest_cpu_ns_adapter'] / 1000:.2f} us | {loop['reqwest_cpu_ns_adapter'] / loop['reqwest_cpu_ns_default_headers']:.3f} | {loop['reqwest_allocations_adapter']:.1f} |
 | `AuthLayer` + `ApiKey` over `ReqwestClient` | {loop['reqwest_cpu_ns_layer_app'] / 1000:.2f} us | {reqwest_app:.3f} | {loop['reqwest_allocations_layer_app']:.1f} |
 | `AuthLayer` + `Ibsso` over `ReqwestClient` | {loop['reqwest_cpu_ns_layer_ibsso'] / 1000:.2f} us | {loop['reqwest_cpu_ns_layer_ibsso'] / loop['reqwest_cpu_ns_default_headers']:.3f} | {loop['reqwest_allocations_layer_ibsso']:.1f} |
 

@@ -1,7 +1,8 @@
 //! reqwest users, side by side in one run: a `reqwest::Client` with the API
 //! key in `default_headers` (what a reqwest user does without this crate),
-//! the same client under `AuthLayer` with `ApiKey`, and under `AuthLayer`
-//! with `Ibsso`. For each, the client thread's CPU and heap allocations per
+//! that client through `ReqwestClient` alone (the `http::Request`
+//! interface, no layer), a client under `AuthLayer` with `ApiKey`, and under
+//! `AuthLayer` with `Ibsso`. For each, the client thread's CPU and heap allocations per
 //! request.
 //!
 //! The fake server runs on a runtime of its own (its own threads); the
@@ -87,7 +88,8 @@ where
     )
 }
 
-/// One request through a stack under `AuthLayer`.
+/// One request through an `http::Request` stack (`ReqwestClient`, alone
+/// or under `AuthLayer`).
 fn layered<S>(service: &S, url: &str) -> impl Future<Output = StatusCode>
 where
     S: tower::Service<Request<Bytes>, Response = http::Response<reqwest::Body>> + Clone,
@@ -138,6 +140,9 @@ async fn run(fake: &FakeInfobip, rounds: usize) {
         .build()
         .unwrap();
     let plain: ReqwestClient<Bytes> = ReqwestClient::new(reqwest::Client::new());
+    // The adapter alone, the key in its client's default headers: what the
+    // http::Request interface costs before any layer.
+    let adapter: ReqwestClient<Bytes> = ReqwestClient::new(with_default_headers.clone());
     let app = AuthLayer::new(fake.base_url(), ApiKey::new(FakeInfobip::API_KEY).unwrap())
         .layer(plain.clone());
     let session = Ibsso::builder(
@@ -156,26 +161,29 @@ async fn run(fake: &FakeInfobip, rounds: usize) {
             .body(BODY);
         async move { request.send().await.unwrap().status() }
     };
+    let adapter_send = || layered(&adapter, &url);
     let app_send = || layered(&app, &url);
     let ibsso_send = || layered(&ibsso, &url);
 
     // Warm the pools (and log in).
     measure(default_headers).await;
+    measure(adapter_send).await;
     measure(app_send).await;
     measure(ibsso_send).await;
-    let mut figures: [Vec<(f64, f64)>; 3] = Default::default();
+    let mut figures: [Vec<(f64, f64)>; 4] = Default::default();
     for round in 0..rounds {
-        for turn in 0..3 {
-            let which = (round + turn) % 3;
+        for turn in 0..4 {
+            let which = (round + turn) % 4;
             let measured = match which {
                 0 => measure(default_headers).await,
-                1 => measure(app_send).await,
+                1 => measure(adapter_send).await,
+                2 => measure(app_send).await,
                 _ => measure(ibsso_send).await,
             };
             figures[which].push(measured);
         }
     }
-    for (name, runs) in ["default_headers", "layer_app", "layer_ibsso"]
+    for (name, runs) in ["default_headers", "adapter", "layer_app", "layer_ibsso"]
         .iter()
         .zip(figures)
     {
