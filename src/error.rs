@@ -51,6 +51,9 @@ pub enum ErrorKind {
     NotReady,
     /// A future was polled again after it had completed.
     PolledAfterCompletion,
+    /// A [`UserSession`](crate::UserSession) has ended (answered 401, or
+    /// logged out): the user must log in again. No login was attempted.
+    ReauthenticationRequired,
 }
 
 /// One `is_*` method per [`ErrorKind`].
@@ -172,6 +175,8 @@ impl AuthError {
         is_not_ready => NotReady,
         /// A future was polled after it had completed.
         is_polled_after_completion => PolledAfterCompletion,
+        /// A user's session has ended: ask the user to log in again.
+        is_reauthentication_required => ReauthenticationRequired,
     }
 
     /// Any failure to obtain a session (bad credentials, throttling, server
@@ -265,8 +270,9 @@ mod tests {
             Request,
             NotReady,
             PolledAfterCompletion,
+            ReauthenticationRequired,
         ];
-        let predicates: [fn(&AuthError) -> bool; 14] = [
+        let predicates: [fn(&AuthError) -> bool; 15] = [
             AuthError::is_invalid_credential,
             AuthError::is_invalid_base_url,
             AuthError::is_bad_credentials,
@@ -281,6 +287,7 @@ mod tests {
             AuthError::is_request,
             AuthError::is_not_ready,
             AuthError::is_polled_after_completion,
+            AuthError::is_reauthentication_required,
         ];
         for (i, kind) in kinds.into_iter().enumerate() {
             let error = AuthError::new(kind, "x");

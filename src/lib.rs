@@ -129,7 +129,7 @@ pub use resolve::{ResolvePaths, ResolvePathsLayer};
 pub use service::AuthService;
 pub use source::{
     ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder, OAuth2,
-    OAuth2Builder, Rotating, RotationHandle, SessionStats,
+    OAuth2Builder, Rotating, RotationHandle, SessionStats, UserSession,
 };
 // Every default the crate applies, in one place.
 pub use source::{

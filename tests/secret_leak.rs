@@ -17,7 +17,7 @@ use http::{Request, StatusCode};
 use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{
     source, ApiKey, AuthError, AuthLayer, BaseUrl, Basic, BoxCredentialSource, Credential,
-    CredentialSource, Ibsso, ReplayBody,
+    CredentialSource, Ibsso, ReplayBody, UserSession,
 };
 use tower::{Layer, ServiceExt};
 
@@ -143,6 +143,42 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
     ] {
         assert!(kinds.contains(&kind), "{kind:?} was exercised");
     }
+
+    // A user's session: login, a request, a 401 that ends it, a failed
+    // login with a wrong password, a logout.
+    let user = UserSession::login(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+        client.clone(),
+    )
+    .await
+    .unwrap();
+    let for_user = authed(&fake, user.clone());
+    assert_eq!(send(&for_user, sms("{}")).await.unwrap().0, StatusCode::OK);
+    writeln!(text, "{user:?}").unwrap();
+    fake.revoke_sessions();
+    errors.push(send(&for_user, sms("{}")).await.unwrap_err());
+    errors.push(
+        UserSession::login(
+            fake.base_url(),
+            FakeInfobip::USERNAME,
+            WRONG_PASSWORD,
+            client.clone(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    let other = UserSession::login(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+        client.clone(),
+    )
+    .await
+    .unwrap();
+    other.logout().await.unwrap();
+    writeln!(text, "{other:?}").unwrap();
 
     // Every other public type.
     writeln!(

@@ -62,7 +62,7 @@ use http::HeaderValue;
 
 pub use api_key::ApiKey;
 pub use basic::Basic;
-pub use ibsso::{Ibsso, IbssoBuilder, DEFAULT_IDLE_TIMEOUT};
+pub use ibsso::{Ibsso, IbssoBuilder, UserSession, DEFAULT_IDLE_TIMEOUT};
 pub use oauth2::{OAuth2, OAuth2Builder, DEFAULT_REFRESH_BEFORE};
 pub use rotating::{Rotating, RotationHandle};
 pub use session::{

@@ -30,7 +30,10 @@
 //!
 //! See [`Ibsso`] for how sessions are renewed, expired and retried.
 
+mod user;
 pub(crate) mod wire;
+
+pub use user::UserSession;
 
 use std::fmt;
 use std::sync::Arc;
@@ -45,8 +48,9 @@ use tower::Service;
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::secret::SecretString;
-use crate::source::session::transport::{Answer, ServiceTransport};
+use crate::source::session::transport::{Answer, ServiceTransport, Transport};
 use crate::source::session::{validate_pair, Engine, Grant, Protocol, SessionStats, Settings};
+use crate::source::Credential;
 
 /// Infobip ends a session after 60 idle minutes; log in again 5 minutes
 /// before that, since the server's clock starts when it sees a request.
@@ -153,34 +157,15 @@ impl Ibsso {
             tracing::debug!("logout: no session to end");
             return Ok(());
         };
-        tracing::debug!("logging out of Infobip");
-        let mut request = Request::new(Bytes::new());
-        *request.method_mut() = Method::DELETE;
-        *request.uri_mut() = self.engine.base_url.join(wire::SESSION_PATH)?;
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, credential.header_value().clone());
         let settings = &self.engine.settings;
-        let send = self
-            .engine
-            .transport
-            .send(request, settings.max_response_bytes);
-        let answer = tokio::time::timeout(settings.login_timeout, send)
-            .await
-            .map_err(|_| AuthError::new(ErrorKind::Timeout, "logout timed out"))??;
-        if answer.status.is_success() {
-            tracing::debug!("logged out");
-            Ok(())
-        } else {
-            tracing::warn!(status = answer.status.as_u16(), "logout failed");
-            Err(AuthError::new(
-                ErrorKind::LoginFailed,
-                format!(
-                    "Infobip's logout failed with HTTP {}",
-                    answer.status.as_u16()
-                ),
-            ))
-        }
+        end_session(
+            &*self.engine.transport,
+            &self.engine.base_url,
+            &credential,
+            settings.login_timeout,
+            settings.max_response_bytes,
+        )
+        .await
     }
 
     /// Whether a session is held and not known to be idle-expired.
@@ -200,6 +185,39 @@ impl Ibsso {
 }
 
 crate::source::session::engine_backed_source!(Ibsso, "Ibsso");
+
+/// `DELETE /auth/1/session` for `credential`'s session, within `timeout`.
+async fn end_session(
+    transport: &dyn Transport,
+    base_url: &BaseUrl,
+    credential: &Credential,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<(), AuthError> {
+    tracing::debug!("logging out of Infobip");
+    let mut request = Request::new(Bytes::new());
+    *request.method_mut() = Method::DELETE;
+    *request.uri_mut() = base_url.join(wire::SESSION_PATH)?;
+    request
+        .headers_mut()
+        .insert(AUTHORIZATION, credential.header_value().clone());
+    let answer = tokio::time::timeout(timeout, transport.send(request, max_body))
+        .await
+        .map_err(|_| AuthError::new(ErrorKind::Timeout, "logout timed out"))??;
+    if answer.status.is_success() {
+        tracing::debug!("logged out");
+        Ok(())
+    } else {
+        tracing::warn!(status = answer.status.as_u16(), "logout failed");
+        Err(AuthError::new(
+            ErrorKind::LoginFailed,
+            format!(
+                "Infobip's logout failed with HTTP {}",
+                answer.status.as_u16()
+            ),
+        ))
+    }
+}
 
 impl IbssoBuilder {
     /// Whether the session is bound to the client's IP address (default
