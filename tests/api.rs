@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use infobip_auth::{
-    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REFRESH_BEFORE, DEFAULT_REPLAY_LIMIT,
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_RATE,
+    DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REFRESH_BEFORE,
+    DEFAULT_REPLAY_LIMIT,
 };
 
 /// Every default the crate applies is reachable from the crate root, with
@@ -18,4 +19,5 @@ fn every_default_is_at_the_crate_root() {
     assert_eq!(DEFAULT_BACKOFF_INITIAL, Duration::from_secs(1));
     assert_eq!(DEFAULT_BACKOFF_MAX, Duration::from_secs(60));
     assert_eq!(DEFAULT_MAX_RESPONSE_BYTES, 16 * 1024);
+    assert_eq!(DEFAULT_LOGIN_RATE, 10);
 }

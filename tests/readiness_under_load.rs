@@ -19,12 +19,14 @@ use tower_test::mock;
 
 type Req = Request<Empty<Bytes>>;
 
-fn base() -> BaseUrl {
-    BaseUrl::new("https://api.infobip.com").unwrap()
+/// A base URL of the test's own: the login rate is shared per base URL by
+/// the whole process, and these tests count logins as they happen.
+fn base(test: &str) -> BaseUrl {
+    BaseUrl::new(&format!("https://{test}.api.infobip.com")).unwrap()
 }
 
 /// A session source whose logins each wait for one permit of `gate`.
-fn gated_session(gate: Arc<Semaphore>, logins: Arc<AtomicUsize>) -> Ibsso {
+fn gated_session(base: BaseUrl, gate: Arc<Semaphore>, logins: Arc<AtomicUsize>) -> Ibsso {
     let transport = service_fn(move |_: Request<Full<Bytes>>| {
         let gate = gate.clone();
         let n = logins.fetch_add(1, Ordering::SeqCst) + 1;
@@ -34,7 +36,9 @@ fn gated_session(gate: Arc<Semaphore>, logins: Arc<AtomicUsize>) -> Ibsso {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
         }
     });
-    Ibsso::builder(base(), "user", "password")
+    // Logins as fast as they come: these tests count them as they happen.
+    Ibsso::builder(base, "user", "password")
+        .login_rate(1_000_000)
         .build(transport)
         .unwrap()
 }
@@ -45,12 +49,16 @@ fn request() -> Request<Empty<Bytes>> {
 
 #[tokio::test]
 async fn slow_login_does_not_hold_the_inner_permit() {
+    const T: &str = "slow-login";
     let gate = Arc::new(Semaphore::new(0));
     let logins = Arc::new(AtomicUsize::new(0));
     let (inner, mut handle) = mock::pair::<Req, Response<String>>();
     let limited = ConcurrencyLimit::new(inner, 1);
-    let mut auth =
-        AuthLayer::new(base(), gated_session(gate.clone(), logins.clone())).layer(limited.clone());
+    let mut auth = AuthLayer::new(
+        base(T),
+        gated_session(base(T), gate.clone(), logins.clone()),
+    )
+    .layer(limited.clone());
     let mut other = limited;
     let mut cx = task::spawn(());
 
@@ -83,12 +91,16 @@ async fn slow_login_does_not_hold_the_inner_permit() {
 
 #[tokio::test]
 async fn renewal_after_401_does_not_hold_the_inner_permit() {
+    const T: &str = "renewal";
     let gate = Arc::new(Semaphore::new(1));
     let logins = Arc::new(AtomicUsize::new(0));
     let (inner, mut handle) = mock::pair::<Req, Response<String>>();
     let limited = ConcurrencyLimit::new(inner, 1);
-    let mut auth =
-        AuthLayer::new(base(), gated_session(gate.clone(), logins.clone())).layer(limited.clone());
+    let mut auth = AuthLayer::new(
+        base(T),
+        gated_session(base(T), gate.clone(), logins.clone()),
+    )
+    .layer(limited.clone());
     let mut other = limited;
     let mut cx = task::spawn(());
 
@@ -133,8 +145,8 @@ async fn a_replay_answered_401_drops_its_session_for_the_next_request() {
     let gate = Arc::new(Semaphore::new(10));
     let logins = Arc::new(AtomicUsize::new(0));
     let (inner, mut handle) = mock::pair::<Req, Response<String>>();
-    let source = gated_session(gate, logins.clone());
-    let mut auth = AuthLayer::new(base(), source.clone()).layer(inner);
+    let source = gated_session(base("replay-401"), gate, logins.clone());
+    let mut auth = AuthLayer::new(base("replay-401"), source.clone()).layer(inner);
     handle.allow(10);
 
     tokio_test::assert_ok!(futures_util::future::poll_fn(|cx| auth.poll_ready(cx)).await);

@@ -69,7 +69,12 @@ struct State {
     drop_next: usize,
     fail_every: Option<(usize, StatusCode)>,
     redirects: HashMap<String, String>,
+    /// Logins per second past which a login is answered 429: a token
+    /// bucket of that many tokens, refilled at that rate, and when it was
+    /// last refilled.
+    login_throttle: Option<(f64, f64, Instant)>,
     // counters
+    throttled: usize,
     logins: usize,
     failed_logins: usize,
     logouts: usize,
@@ -152,6 +157,8 @@ impl FakeInfobip {
             drop_next: 0,
             fail_every: None,
             redirects: HashMap::new(),
+            login_throttle: None,
+            throttled: 0,
             dropped: 0,
             attempts: HashMap::new(),
             connections: 0,
@@ -236,6 +243,19 @@ impl FakeInfobip {
         lock(&self.state)
             .fail_logins
             .extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Answers 429 with `Retry-After: 1` to logins past `per_second`, as
+    /// Infobip throttles its login and token endpoints: a bucket of
+    /// `per_second` logins, refilled at that rate.
+    pub fn throttle_logins(&self, per_second: u32) {
+        let rate = f64::from(per_second);
+        lock(&self.state).login_throttle = Some((rate, rate, Instant::now()));
+    }
+
+    /// Logins answered 429 by [`throttle_logins`](Self::throttle_logins).
+    pub fn throttled_logins(&self) -> usize {
+        lock(&self.state).throttled
     }
 
     /// Delays every login answer by `latency`.
@@ -481,6 +501,17 @@ async fn login(
         if let Some((every, status)) = state.fail_every {
             if failure.is_none() && state.logins % every == 0 {
                 failure = Some(status);
+            }
+        }
+        if let Some((rate, tokens, refilled)) = &mut state.login_throttle {
+            let now = Instant::now();
+            *tokens = (*tokens + *rate * (now - *refilled).as_secs_f64()).min(*rate);
+            *refilled = now;
+            if *tokens >= 1.0 {
+                *tokens -= 1.0;
+            } else if failure.is_none() {
+                failure = Some(StatusCode::TOO_MANY_REQUESTS);
+                state.throttled += 1;
             }
         }
         (failure, state.login_latency)

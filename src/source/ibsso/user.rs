@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use super::{end_session, wire};
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError, ErrorKind};
+use crate::source::session::limit::LoginLimit;
 use crate::source::session::transport::{ServiceTransport, Transport};
 use crate::source::session::validate_pair;
 use crate::source::{Credential, CredentialSource, Renewing};
@@ -115,6 +116,7 @@ impl UserSession {
         );
         validate_pair("IBSSO username and password", &username, &password)?;
         let uri = base_url.join(wire::SESSION_PATH)?;
+        LoginLimit::for_base_url(&base_url, None).acquire().await;
         let request = wire::login_request(&uri, &username, &password, false)?;
         let transport: Box<dyn Transport> = Box::new(ServiceTransport::<T, RB>::new(transport));
         let send = transport.send(request, DEFAULT_MAX_RESPONSE_BYTES);

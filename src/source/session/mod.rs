@@ -4,6 +4,7 @@
 //! the rejected credential is still current, refreshed before a known
 //! expiry, and throttled by a backoff after failures.
 
+pub(crate) mod limit;
 pub(crate) mod transport;
 pub(crate) mod wire;
 
@@ -21,6 +22,7 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::{HeaderValue, Request};
 use tokio::time::Instant;
 
+use self::limit::LoginLimit;
 use self::transport::{Answer, Transport};
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, ErrorKind};
@@ -64,6 +66,7 @@ pub(crate) struct Settings {
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) max_response_bytes: usize,
+    pub(crate) login_rate: Option<u32>,
 }
 
 impl Settings {
@@ -75,6 +78,7 @@ impl Settings {
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            login_rate: None,
         }
     }
 }
@@ -98,6 +102,16 @@ macro_rules! shared_builder_methods {
         pub fn backoff(mut self, initial: std::time::Duration, max: std::time::Duration) -> Self {
             self.settings.backoff_initial = initial;
             self.settings.backoff_max = max.max(initial);
+            self
+        }
+
+        /// Logins per second to this source's base URL, for every source of
+        /// the process that logs in there (default
+        /// [`DEFAULT_LOGIN_RATE`](crate::DEFAULT_LOGIN_RATE), 10, about
+        /// Infobip's own limit); further logins queue for their turn. The
+        /// last source built with a rate sets it for all.
+        pub fn login_rate(mut self, per_second: u32) -> Self {
+            self.settings.login_rate = Some(per_second);
             self
         }
 
@@ -180,6 +194,8 @@ pub(crate) struct Engine {
     pub(crate) settings: Settings,
     pub(crate) transport: Box<dyn Transport>,
     protocol: Box<dyn Protocol>,
+    /// The login rate this source shares with the process's others.
+    limit: Arc<LoginLimit>,
     state: Mutex<State>,
     /// The current session, readable without the lock: the request path
     /// only loads it. Written, under the lock, together with `state.session`.
@@ -299,7 +315,9 @@ impl Engine {
         protocol: Box<dyn Protocol>,
     ) -> Arc<Self> {
         let idle_ticks = settings.idle_timeout.map_or(NEVER, ticks);
+        let limit = LoginLimit::for_base_url(&base_url, settings.login_rate);
         Arc::new(Self {
+            limit,
             base_url,
             settings,
             transport,
@@ -492,6 +510,7 @@ impl Engine {
 
     /// Sends one login request and reads its grant.
     async fn login(&self) -> Result<Grant, AuthError> {
+        self.limit.acquire().await;
         let request = self.protocol.login_request()?;
         let send = self
             .transport
@@ -773,7 +792,8 @@ mod tests {
                 "the old one serves meanwhile"
             );
         }
-        tokio::task::yield_now().await;
+        // The refresh runs as its own task, after its turn at the login rate.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(
             engine.credential().await.unwrap().generation(),
             2,
