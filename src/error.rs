@@ -54,6 +54,9 @@ pub enum ErrorKind {
     /// A [`UserSession`](crate::UserSession) has ended (answered 401, or
     /// logged out): the user must log in again. No login was attempted.
     ReauthenticationRequired,
+    /// A request to [`Accounts`](crate::accounts::Accounts) names no account
+    /// and no default is set.
+    NoAccount,
 }
 
 /// One `is_*` method per [`ErrorKind`].
@@ -177,6 +180,8 @@ impl AuthError {
         is_polled_after_completion => PolledAfterCompletion,
         /// A user's session has ended: ask the user to log in again.
         is_reauthentication_required => ReauthenticationRequired,
+        /// The request named no account, and there is no default.
+        is_no_account => NoAccount,
     }
 
     /// Any failure to obtain a session (bad credentials, throttling, server
@@ -271,8 +276,9 @@ mod tests {
             NotReady,
             PolledAfterCompletion,
             ReauthenticationRequired,
+            NoAccount,
         ];
-        let predicates: [fn(&AuthError) -> bool; 15] = [
+        let predicates: [fn(&AuthError) -> bool; 16] = [
             AuthError::is_invalid_credential,
             AuthError::is_invalid_base_url,
             AuthError::is_bad_credentials,
@@ -288,6 +294,7 @@ mod tests {
             AuthError::is_not_ready,
             AuthError::is_polled_after_completion,
             AuthError::is_reauthentication_required,
+            AuthError::is_no_account,
         ];
         for (i, kind) in kinds.into_iter().enumerate() {
             let error = AuthError::new(kind, "x");

@@ -104,6 +104,9 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[cfg(feature = "accounts")]
+#[cfg_attr(docsrs, doc(cfg(feature = "accounts")))]
+pub mod accounts;
 mod base_url;
 mod error;
 mod future;

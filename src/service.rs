@@ -110,15 +110,27 @@ impl<S, C: CredentialSource> AuthService<S, C> {
     where
         S: Clone,
     {
+        let shared = Arc::new(Shared {
+            source,
+            config,
+            replay_service: Mutex::new(inner.clone()),
+        });
+        Self::with_shared(inner, shared)
+    }
+
+    /// A service over `inner` for what `shared` holds (an account's source
+    /// and configuration, kept by the accounts layer).
+    pub(crate) fn with_shared(inner: S, shared: Arc<Shared<S, C>>) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                source,
-                config,
-                replay_service: Mutex::new(inner.clone()),
-            }),
             inner,
+            shared,
             pending: Pending::Idle,
         }
+    }
+
+    /// What every clone of this service shares.
+    pub(crate) fn shared(&self) -> &Arc<Shared<S, C>> {
+        &self.shared
     }
 
     /// The inner service.

@@ -168,6 +168,11 @@ impl UserSession {
         .await
     }
 
+    /// The base URL the user logged in at.
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.inner.base_url
+    }
+
     /// Whether the session can still be used: not answered 401, not logged
     /// out. (Infobip also ends it after 60 idle minutes; the next request
     /// then fails with `ReauthenticationRequired`.)
