@@ -293,7 +293,8 @@ where
     S: Clone + Send + Sync + 'static,
     K: Clone + Hash + Eq + Send + Sync + 'static,
 {
-    /// How many accounts are kept now.
+    /// How many accounts are kept now (as of the cache's last tidy-up: see
+    /// [`run_pending_tasks`](Self::run_pending_tasks)).
     pub fn accounts(&self) -> u64 {
         self.shared.cache.entry_count()
     }
