@@ -48,6 +48,25 @@ fi
 echo "== reqwest: default_headers against AuthLayer" >&2
 reqwest_figures=$(REQWEST_ROUNDS=$rounds cargo bench --features reqwest --bench reqwest 2>/dev/null)
 
+echo "== accounts: bytes per idle account, selection overhead" >&2
+accounts_figures=$(cargo bench --features accounts --bench accounts 2>/dev/null)
+if command -v valgrind >/dev/null; then
+  abin=$(cargo bench --features accounts --bench accounts --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "accounts" and m.get("executable"):
+        print(m["executable"])')
+  for case in single selected; do
+    counts=()
+    for n in 10000 20000; do
+      counts+=("$(ACCOUNTS_CASE=$case ACCOUNTS_ITERS=$n valgrind --tool=callgrind \
+        --callgrind-out-file=/dev/null "$abin" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')")
+    done
+    accounts_figures+=$'\n'"accounts_instructions_$case $(( (counts[1] - counts[0]) / 10000 ))"
+  done
+fi
+
 echo "== loopback: storm and throughput" >&2
 loopback=$(LOOPBACK_ROUNDS=$rounds cargo bench --bench loopback 2>/dev/null)
 
@@ -87,7 +106,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 cores=$(nproc)
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches ':!benches/notes.md' || echo "+changes")
 
-CASES="$cases" INSTRUCTIONS="$instructions" LOOPBACK="$loopback"$'\n'"$reqwest_figures" CPU="$cpu" CORES="$cores" \
+CASES="$cases" INSTRUCTIONS="$instructions" LOOPBACK="$loopback"$'\n'"$reqwest_figures"$'\n'"$accounts_figures" CPU="$cpu" CORES="$cores" \
 COMMIT="$commit" python3 - <<'PY'
 import json, os
 
@@ -127,6 +146,8 @@ def met(ok):
     return "**met**" if ok else "**not met**"
 
 def fmt(x, unit=""):
+    if isinstance(x, float) and x.is_integer():
+        x = int(x)
     return "n/a" if x is None else f"{x}{unit}"
 
 # The figures at 7e5c030, before the body passed through unchanged.
@@ -280,6 +301,21 @@ runs on threads of its own; the figures are the client thread's alone
 | `ReqwestClient` alone, the key in `default_headers` | {loop['reqwest_cpu_ns_adapter'] / 1000:.2f} us | {loop['reqwest_cpu_ns_adapter'] / loop['reqwest_cpu_ns_default_headers']:.3f} | {loop['reqwest_allocations_adapter']:.1f} |
 | `AuthLayer` + `ApiKey` over `ReqwestClient` | {loop['reqwest_cpu_ns_layer_app'] / 1000:.2f} us | {reqwest_app:.3f} | {loop['reqwest_allocations_layer_app']:.1f} |
 | `AuthLayer` + `Ibsso` over `ReqwestClient` | {loop['reqwest_cpu_ns_layer_ibsso'] / 1000:.2f} us | {loop['reqwest_cpu_ns_layer_ibsso'] / loop['reqwest_cpu_ns_default_headers']:.3f} | {loop['reqwest_allocations_layer_ibsso']:.1f} |
+
+## Many accounts (`cargo bench --features accounts --bench accounts`)
+
+10,000 accounts kept by `AccountsLayer`, each after one request through an
+immediately ready inner service: heap bytes held per account (a counting
+allocator, bytes allocated and not freed). And one account's requests
+through `AccountsLayer` against the same `ApiKey` as a plain `AuthLayer`
+stack, instructions per request (callgrind, `ACCOUNTS_CASE`), in one run.
+
+| figure | value |
+|---|---|
+| heap bytes per idle account, `ApiKey` | {loop['accounts_bytes_api_key']:.0f} |
+| heap bytes per idle account, `Ibsso` (logged in) | {loop['accounts_bytes_ibsso']:.0f} |
+| instructions per request, one `AuthLayer` stack | {fmt(loop.get('accounts_instructions_single'))} |
+| instructions per request, the account selected by `AccountsLayer` | {fmt(loop.get('accounts_instructions_selected'))} |
 
 ## Targets
 
