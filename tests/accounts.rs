@@ -241,3 +241,37 @@ async fn a_user_session_account_asks_for_a_new_login_on_401() {
     assert!(error.is_reauthentication_required(), "{error:?}");
     assert_eq!(fake.logins(), 1);
 }
+
+/// Each account keeps the layer's promises: its credential only on its own
+/// origin, a caller's own `Authorization` kept.
+#[tokio::test]
+async fn each_account_is_scoped_to_its_origin_and_keeps_a_callers_header() {
+    let (one, two) = (
+        FakeInfobip::start().await.unwrap(),
+        FakeInfobip::start().await.unwrap(),
+    );
+    let bases = [one.base_url(), two.base_url()];
+    let resolver = move |customer: Customer| {
+        let base = bases[customer.0 as usize].clone();
+        async move { Ok(Account::new(base, ApiKey::new(FakeInfobip::API_KEY)?)) }
+    };
+    let service = AccountsLayer::new(resolver).layer(hyper_client());
+
+    // Customer 0's account, asked to send to the other origin: unstamped.
+    let mut elsewhere = Request::get(two.uri("/sms/1/reports"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    elsewhere.extensions_mut().insert(Customer(0));
+    service.clone().oneshot(elsewhere).await.unwrap();
+    assert_eq!(two.authorizations(), vec![None]);
+
+    // Customer 1's account, on its own origin, with the caller's own header
+    // (a key the server does not know): sent as the caller set it.
+    let mut own = sms_for(Some(Customer(1)));
+    own.headers_mut()
+        .insert("authorization", "App callers-own".parse().unwrap());
+    let response = service.oneshot(own).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(two.authorizations()[1].as_ref().unwrap(), "App callers-own");
+    assert!(one.authorizations().is_empty());
+}

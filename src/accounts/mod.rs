@@ -107,14 +107,12 @@ impl Account {
     pub fn session(session: Ibsso) -> Self {
         let base_url = session.base_url().clone();
         let ending = session.clone();
-        let mut account = Self::new(base_url, session);
-        account.logout = Some(Arc::new(move || {
+        Self::new(base_url, session).logged_out_with(move || {
             let session = ending.clone();
             Box::pin(async move {
                 let _ = session.logout().await;
             })
-        }));
-        account
+        })
     }
 
     /// An account for one of your users ([`UserSession`]), logged out when
@@ -122,14 +120,20 @@ impl Account {
     pub fn user(session: UserSession) -> Self {
         let base_url = session.base_url().clone();
         let ending = session.clone();
-        let mut account = Self::new(base_url, session);
-        account.logout = Some(Arc::new(move || {
+        Self::new(base_url, session).logged_out_with(move || {
             let session = ending.clone();
             Box::pin(async move {
                 let _ = session.logout().await;
             })
-        }));
-        account
+        })
+    }
+
+    fn logged_out_with(
+        mut self,
+        logout: impl Fn() -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) -> Self {
+        self.logout = Some(Arc::new(logout));
+        self
     }
 }
 
