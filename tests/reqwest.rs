@@ -69,6 +69,17 @@ fn sources(
     ]
 }
 
+/// An IBSSO session for the fake's account, logging in through `client`.
+fn session_via(fake: &FakeInfobip, client: &reqwest::Client) -> Ibsso {
+    Ibsso::builder(
+        fake.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .build(ReqwestClient::<Bytes>::new(client.clone()))
+    .unwrap()
+}
+
 fn sms_url(fake: &FakeInfobip) -> String {
     fake.uri("/sms/2/text/advanced").to_string()
 }
@@ -178,13 +189,7 @@ async fn storm_under_auth_layer_costs_one_login() {
 async fn storm_through_the_middleware_costs_one_login() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = reqwest_for(&fake);
-    let source = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .build(ReqwestClient::<Bytes>::new(client.clone()))
-    .unwrap();
+    let source = session_via(&fake, &client);
     let chain = with_middleware(&fake, &client, source.clone());
     let url = sms_url(&fake);
     storm(&fake, &source, |id| {
@@ -320,13 +325,7 @@ async fn the_middleware_marks_the_value_sensitive() {
 async fn a_streaming_body_gets_its_401_back_marked() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = reqwest_for(&fake);
-    let source = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .build(ReqwestClient::<Bytes>::new(client.clone()))
-    .unwrap();
+    let source = session_via(&fake, &client);
     let chain = with_middleware(&fake, &client, source.clone());
     assert_eq!(
         chain.get(sms_url(&fake)).send().await.unwrap().status(),
@@ -414,13 +413,7 @@ impl reqwest_middleware::Middleware for SeesExtensions {
 async fn with_extension_data_reaches_the_replay_too() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = reqwest_for(&fake);
-    let source = Ibsso::builder(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .build(ReqwestClient::<Bytes>::new(client.clone()))
-    .unwrap();
+    let source = session_via(&fake, &client);
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let chain = reqwest_middleware::ClientBuilder::new(client)
         .with(AuthMiddleware::new(fake.base_url(), source))
