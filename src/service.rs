@@ -129,6 +129,7 @@ impl<S, C: CredentialSource> AuthService<S, C> {
     }
 
     /// What every clone of this service shares.
+    #[cfg(feature = "accounts")]
     pub(crate) fn shared(&self) -> &Arc<Shared<S, C>> {
         &self.shared
     }
