@@ -7,7 +7,7 @@
 //! requests ask at once, and are kept in a bounded cache (moka) that drops
 //! accounts idle for longer than [`DEFAULT_ACCOUNT_IDLE`] (under Infobip's 60
 //! idle minutes); a dropped IBSSO session is logged out. Every promise of
-//! [`AuthLayer`](crate::AuthLayer) holds per account: origin scoping, the
+//! [`AuthLayer`] holds per account: origin scoping, the
 //! caller's header kept, single-flight renewal, one replay.
 //!
 //! # Example
@@ -146,7 +146,7 @@ impl fmt::Debug for Account {
 }
 
 /// Picks each request's account by the key of type `K` in its extensions
-/// and stamps it as [`AuthLayer`](crate::AuthLayer) would for that account;
+/// and stamps it as [`AuthLayer`] would for that account;
 /// see the [module documentation](self).
 pub struct AccountsLayer<K, R> {
     resolver: Arc<R>,
