@@ -10,7 +10,9 @@
 //! thread's CPU time and allocations are the client's. Rounds are
 //! interleaved; medians over `REQWEST_ROUNDS` rounds (default 7) of 5,000
 //! requests at concurrency 32. Prints `key value` lines for
-//! `benches/report.sh`.
+//! `benches/report.sh`. `REQWEST_ONLY=<stack>` with `REQWEST_BATCHES=<n>`
+//! runs one stack alone, for the client thread's instruction count under
+//! `valgrind --tool=callgrind --separate-threads=yes`.
 // A counting allocator cannot be written without `unsafe`.
 #![allow(unsafe_code)]
 
@@ -164,6 +166,26 @@ async fn run(fake: &FakeInfobip, rounds: usize) {
     let adapter_send = || layered(&adapter, &url);
     let app_send = || layered(&app, &url);
     let ibsso_send = || layered(&ibsso, &url);
+
+    // One stack alone, for callgrind: a warm-up batch, then
+    // `REQWEST_BATCHES` batches; the difference between two counts of the
+    // client thread (`--separate-threads=yes`) prices one batch.
+    if let Ok(only) = std::env::var("REQWEST_ONLY") {
+        let batches: usize = std::env::var("REQWEST_BATCHES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        for _ in 0..=batches {
+            match only.as_str() {
+                "default_headers" => measure(default_headers).await,
+                "adapter" => measure(adapter_send).await,
+                "layer_app" => measure(app_send).await,
+                "layer_ibsso" => measure(ibsso_send).await,
+                other => panic!("unknown REQWEST_ONLY={other}"),
+            };
+        }
+        return;
+    }
 
     // Warm the pools (and log in).
     measure(default_headers).await;
