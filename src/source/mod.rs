@@ -48,6 +48,7 @@
 mod api_key;
 mod basic;
 pub(crate) mod ibsso;
+pub(crate) mod login_rate;
 mod oauth2;
 mod rotating;
 pub(crate) mod session;
@@ -63,9 +64,9 @@ use http::HeaderValue;
 pub use api_key::ApiKey;
 pub use basic::Basic;
 pub use ibsso::{Ibsso, IbssoBuilder, UserSession, DEFAULT_IDLE_TIMEOUT};
+pub use login_rate::DEFAULT_LOGIN_RATE;
 pub use oauth2::{OAuth2, OAuth2Builder, DEFAULT_REFRESH_BEFORE};
 pub use rotating::{Rotating, RotationHandle};
-pub use session::limit::DEFAULT_LOGIN_RATE;
 pub use session::{
     SessionFuture, SessionStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,

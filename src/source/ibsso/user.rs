@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use super::{end_session, wire};
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError, ErrorKind};
-use crate::source::session::limit::LoginLimit;
+use crate::source::login_rate::LoginLimit;
 use crate::source::session::transport::{ServiceTransport, Transport};
 use crate::source::session::validate_pair;
 use crate::source::{Credential, CredentialSource, Renewing};

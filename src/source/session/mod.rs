@@ -4,7 +4,6 @@
 //! the rejected credential is still current, refreshed before a known
 //! expiry, and throttled by a backoff after failures.
 
-pub(crate) mod limit;
 pub(crate) mod transport;
 pub(crate) mod wire;
 
@@ -22,10 +21,10 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::{HeaderValue, Request};
 use tokio::time::Instant;
 
-use self::limit::LoginLimit;
 use self::transport::{Answer, Transport};
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, ErrorKind};
+use crate::source::login_rate::LoginLimit;
 use crate::source::Credential;
 
 /// How long one login may take.
