@@ -16,9 +16,10 @@ if [[ -n "${QUICK:-}" ]]; then
   rounds=3
 fi
 
-# The path of bench target $1's executable (built if needed), for valgrind.
+# The path of bench target $1's executable (built if needed, with the
+# cargo arguments that follow, e.g. features), for valgrind.
 bench_executable() {
-  cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null \
+  cargo bench --bench "$@" --no-run --message-format=json 2>/dev/null \
     | BENCH="$1" python3 -c 'import json, os, sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -50,12 +51,7 @@ reqwest_figures=$(REQWEST_ROUNDS=$rounds cargo bench --features reqwest --bench 
 # The client thread's instructions per request, for each stack alone: two
 # runs that differ by one batch of 5,000 requests.
 if command -v valgrind >/dev/null; then
-  rbin=$(cargo bench --features reqwest --bench reqwest --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "reqwest" and m.get("executable"):
-        print(m["executable"])')
+  rbin=$(bench_executable reqwest --features reqwest)
   cgdir=$(mktemp -d)
   for stack in default_headers adapter layer_app layer_ibsso; do
     counts=()
@@ -74,12 +70,7 @@ fi
 echo "== accounts: bytes per idle account, selection overhead" >&2
 accounts_figures=$(cargo bench --features accounts --bench accounts 2>/dev/null)
 if command -v valgrind >/dev/null; then
-  abin=$(cargo bench --features accounts --bench accounts --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "accounts" and m.get("executable"):
-        print(m["executable"])')
+  abin=$(bench_executable accounts --features accounts)
   for case in single selected; do
     counts=()
     for n in 10000 20000; do
