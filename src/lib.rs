@@ -95,6 +95,11 @@
 //!
 //! - `test-util`: [`testing::FakeInfobip`], a real HTTP server on 127.0.0.1
 //!   that speaks Infobip's authentication endpoints, with fault knobs.
+//! - `reqwest`: [`reqwest::ReqwestClient`], a `reqwest::Client` under
+//!   [`AuthLayer`] (reqwest 0.13; no TLS backend of its own).
+//! - `reqwest-middleware`: [`reqwest::AuthMiddleware`] for
+//!   reqwest-middleware 0.5 client chains.
+//! - `accounts`: [`accounts::AccountsLayer`], many accounts behind one stack.
 //!
 //! [Infobip]: https://www.infobip.com/docs/essentials/api-essentials/api-authentication
 #![cfg_attr(docsrs, feature(doc_cfg))]
