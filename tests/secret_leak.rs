@@ -146,37 +146,22 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
 
     // A user's session: login, a request, a 401 that ends it, a failed
     // login with a wrong password, a logout.
-    let user = UserSession::login(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-        client.clone(),
-    )
-    .await
-    .unwrap();
+    let user_login = |password| {
+        UserSession::login(
+            fake.base_url(),
+            FakeInfobip::USERNAME,
+            password,
+            client.clone(),
+        )
+    };
+    let user = user_login(FakeInfobip::PASSWORD).await.unwrap();
     let for_user = authed(&fake, user.clone());
     assert_eq!(send(&for_user, sms("{}")).await.unwrap().0, StatusCode::OK);
     writeln!(text, "{user:?}").unwrap();
     fake.revoke_sessions();
     errors.push(send(&for_user, sms("{}")).await.unwrap_err());
-    errors.push(
-        UserSession::login(
-            fake.base_url(),
-            FakeInfobip::USERNAME,
-            WRONG_PASSWORD,
-            client.clone(),
-        )
-        .await
-        .unwrap_err(),
-    );
-    let other = UserSession::login(
-        fake.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-        client.clone(),
-    )
-    .await
-    .unwrap();
+    errors.push(user_login(WRONG_PASSWORD).await.unwrap_err());
+    let other = user_login(FakeInfobip::PASSWORD).await.unwrap();
     other.logout().await.unwrap();
     writeln!(text, "{other:?}").unwrap();
 

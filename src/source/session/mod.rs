@@ -456,9 +456,17 @@ impl Engine {
             return;
         }
         let mut state = self.lock();
-        if state.login.is_none() && self.start_login(&mut state).is_ok() {
-            tracing::debug!(reason = "expiry ahead", "refreshing the session");
-            bump(&self.stats.refreshes);
+        if state.login.is_some() {
+            // The login under way publishes the next due time when it ends.
+            return;
+        }
+        match self.start_login(&mut state) {
+            Ok(_) => {
+                tracing::debug!(reason = "expiry ahead", "refreshing the session");
+                bump(&self.stats.refreshes);
+            }
+            // No runtime to log in on: the next request tries again.
+            Err(_) => self.refresh_at.store(due, Ordering::Relaxed),
         }
     }
 
