@@ -57,6 +57,10 @@ pub enum ErrorKind {
     /// A request to [`Accounts`](crate::accounts::Accounts) names no account
     /// and no default is set.
     NoAccount,
+    /// A builder was given settings that cannot work together, or a
+    /// setting that cannot be used (a sealing key of the wrong size, a
+    /// session bound to one IP shared across hosts, ...).
+    InvalidConfig,
 }
 
 /// One `is_*` method per [`ErrorKind`].
@@ -182,6 +186,9 @@ impl AuthError {
         is_reauthentication_required => ReauthenticationRequired,
         /// The request named no account, and there is no default.
         is_no_account => NoAccount,
+        /// A builder was given settings that cannot be used together, or a
+        /// setting that cannot be used.
+        is_invalid_config => InvalidConfig,
     }
 
     /// Any failure to obtain a session (bad credentials, throttling, server
@@ -277,8 +284,9 @@ mod tests {
             PolledAfterCompletion,
             ReauthenticationRequired,
             NoAccount,
+            InvalidConfig,
         ];
-        let predicates: [fn(&AuthError) -> bool; 16] = [
+        let predicates: [fn(&AuthError) -> bool; 17] = [
             AuthError::is_invalid_credential,
             AuthError::is_invalid_base_url,
             AuthError::is_bad_credentials,
@@ -295,6 +303,7 @@ mod tests {
             AuthError::is_polled_after_completion,
             AuthError::is_reauthentication_required,
             AuthError::is_no_account,
+            AuthError::is_invalid_config,
         ];
         for (i, kind) in kinds.into_iter().enumerate() {
             let error = AuthError::new(kind, "x");

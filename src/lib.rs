@@ -124,6 +124,9 @@ mod resolve;
 mod secret;
 mod service;
 pub mod source;
+#[cfg(feature = "session-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "session-store")))]
+pub mod store;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;

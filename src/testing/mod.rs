@@ -31,8 +31,10 @@
 //! # }
 //! ```
 
+mod redis;
 mod server;
 
+pub use redis::RedisServer;
 pub use server::{Accepted, FakeInfobip, OAUTH_TOKEN_LIFETIME, SESSION_IDLE_TIMEOUT};
 
 /// Interprets a login answer (`status` and `body`) exactly as [`Ibsso`]

@@ -111,6 +111,10 @@ impl Protocol for Login {
             expires_in: None,
         })
     }
+
+    fn account(&self) -> &str {
+        self.username.expose()
+    }
 }
 
 /// Builds an [`Ibsso`]; from [`Ibsso::builder`].
@@ -153,7 +157,7 @@ impl Ibsso {
     ///
     /// Outside a tokio runtime with its time driver (the logout is timed).
     pub async fn logout(&self) -> Result<(), AuthError> {
-        let Some(credential) = self.engine.take_session() else {
+        let Some(credential) = self.engine.take_session().await else {
             tracing::debug!("logout: no session to end");
             return Ok(());
         };
@@ -249,7 +253,12 @@ impl IbssoBuilder {
     /// # Errors
     ///
     /// [`InvalidCredential`](ErrorKind::InvalidCredential) if the username or
-    /// password is empty or contains a control character.
+    /// password is empty or contains a control character;
+    /// [`InvalidConfig`](ErrorKind::InvalidConfig) if the session is to be
+    /// shared through a store but is bound to the client's IP (sharing needs
+    /// [`bind_to_client_ip(false)`](Self::bind_to_client_ip): a session
+    /// bound to one host fails on the others), or the store's name is not
+    /// valid.
     pub fn build<T, RB, ResB>(self, transport: T) -> Result<Ibsso, AuthError>
     where
         T: Service<Request<RB>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
@@ -265,6 +274,14 @@ impl IbssoBuilder {
             self.username.expose(),
             self.password.expose(),
         )?;
+        #[cfg(feature = "session-store")]
+        if self.settings.shared.is_some() && !self.not_ip_bound {
+            return Err(AuthError::new(
+                ErrorKind::InvalidConfig,
+                "an IBSSO session bound to the client IP cannot be shared through a store: \
+                 other hosts would be refused it; call bind_to_client_ip(false) to share it",
+            ));
+        }
         let login = Login {
             session_uri: self.base_url.join(wire::SESSION_PATH)?,
             username: self.username,
@@ -277,7 +294,7 @@ impl IbssoBuilder {
                 self.settings,
                 Box::new(ServiceTransport::<T, RB>::new(transport)),
                 Box::new(login),
-            ),
+            )?,
         })
     }
 }

@@ -86,6 +86,10 @@ impl Protocol for TokenLogin {
     fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError> {
         wire::token_grant(answer)
     }
+
+    fn account(&self) -> &str {
+        self.client_id.expose()
+    }
 }
 
 /// Builds an [`OAuth2`] source; from [`OAuth2::builder`].
@@ -151,7 +155,9 @@ impl OAuth2Builder {
     /// # Errors
     ///
     /// [`InvalidCredential`](crate::ErrorKind::InvalidCredential) if the
-    /// client id or secret is empty or contains a control character.
+    /// client id or secret is empty or contains a control character;
+    /// [`InvalidConfig`](crate::ErrorKind::InvalidConfig) if a shared
+    /// store's name is not valid.
     pub fn build<T, RB, ResB>(self, transport: T) -> Result<OAuth2, AuthError>
     where
         T: Service<Request<RB>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
@@ -178,7 +184,7 @@ impl OAuth2Builder {
                 self.settings,
                 Box::new(ServiceTransport::<T, RB>::new(transport)),
                 Box::new(login),
-            ),
+            )?,
         })
     }
 }

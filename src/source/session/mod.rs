@@ -4,6 +4,7 @@
 //! the rejected credential is still current, refreshed before a known
 //! expiry, and throttled by a backoff after failures.
 
+pub(crate) mod shared;
 pub(crate) mod transport;
 pub(crate) mod wire;
 
@@ -54,6 +55,9 @@ pub(crate) trait Protocol: Send + Sync {
     /// The grant in a login answer, or the error it means; wipes the
     /// answer's body once read.
     fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError>;
+    /// The account's name (username, client id): bound into what a shared
+    /// store holds, never stored itself.
+    fn account(&self) -> &str;
 }
 
 /// Settings shared by the session sources' builders.
@@ -66,6 +70,8 @@ pub(crate) struct Settings {
     pub(crate) backoff_max: Duration,
     pub(crate) max_response_bytes: usize,
     pub(crate) login_rate: Option<u32>,
+    #[cfg(feature = "session-store")]
+    pub(crate) shared: Option<crate::store::SharedStore>,
 }
 
 impl Settings {
@@ -78,6 +84,8 @@ impl Settings {
             backoff_max: DEFAULT_BACKOFF_MAX,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             login_rate: None,
+            #[cfg(feature = "session-store")]
+            shared: None,
         }
     }
 }
@@ -119,6 +127,15 @@ macro_rules! shared_builder_methods {
         /// a larger one is an [`InvalidResponse`](crate::ErrorKind::InvalidResponse).
         pub fn max_response_bytes(mut self, bytes: usize) -> Self {
             self.settings.max_response_bytes = bytes;
+            self
+        }
+
+        /// Shares the session with other processes through a store: one
+        /// login for the whole fleet (see [`store`](crate::store)).
+        #[cfg(feature = "session-store")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "session-store")))]
+        pub fn shared_store(mut self, store: crate::store::SharedStore) -> Self {
+            self.settings.shared = Some(store);
             self
         }
     };
@@ -193,6 +210,8 @@ pub(crate) struct Engine {
     pub(crate) settings: Settings,
     pub(crate) transport: Box<dyn Transport>,
     protocol: Box<dyn Protocol>,
+    /// The session shared with other processes, if a store is configured.
+    shared: Option<shared::Shared>,
     /// The login rate this source shares with the process's others.
     limit: Arc<LoginLimit>,
     state: Mutex<State>,
@@ -243,7 +262,7 @@ struct Failure {
 /// `expires_in` says (0, 1, ...): a token is then refreshed at most every
 /// 5 seconds, never on every request. One that really dies sooner is
 /// renewed by the 401 it earns.
-const MIN_LIFETIME: Duration = Duration::from_secs(10);
+pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(10);
 
 /// Times on the request path are ticks: nanoseconds since the engine's
 /// epoch, compared as integers.
@@ -265,6 +284,8 @@ struct Session {
     expires_at: u64,
     /// When to start obtaining the next one in the background, in ticks.
     refresh_at: u64,
+    /// Its generation in the shared store (0: not stored).
+    stored: u64,
 }
 
 #[derive(Default)]
@@ -276,9 +297,11 @@ struct Counters {
     refreshes: AtomicU64,
     replays: AtomicU64,
     replays_skipped: AtomicU64,
+    shared_hits: AtomicU64,
+    store_errors: AtomicU64,
 }
 
-fn bump(counter: &AtomicU64) {
+pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -304,6 +327,12 @@ pub struct SessionStats {
     pub replays: u64,
     /// Requests answered 401 that could not be replayed (body over the limit).
     pub replays_skipped: u64,
+    /// Logins answered by a shared store instead: a session another process
+    /// logged in (counted in `logins` too).
+    pub shared_hits: u64,
+    /// Shared store calls that failed or timed out; each made this process
+    /// log in on its own.
+    pub store_errors: u64,
 }
 
 impl Engine {
@@ -312,10 +341,12 @@ impl Engine {
         settings: Settings,
         transport: Box<dyn Transport>,
         protocol: Box<dyn Protocol>,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, AuthError> {
         let idle_ticks = settings.idle_timeout.map_or(NEVER, ticks);
         let limit = LoginLimit::for_base_url(&base_url, settings.login_rate);
-        Arc::new(Self {
+        let shared = shared::Shared::new(&settings, base_url.as_str(), protocol.account())?;
+        Ok(Arc::new(Self {
+            shared,
             limit,
             base_url,
             settings,
@@ -333,7 +364,7 @@ impl Engine {
             stats: Counters::default(),
             #[cfg(test)]
             locks: AtomicU64::new(0),
-        })
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -353,6 +384,8 @@ impl Engine {
             refreshes: get(&c.refreshes),
             replays: get(&c.replays),
             replays_skipped: get(&c.replays_skipped),
+            shared_hits: get(&c.shared_hits),
+            store_errors: get(&c.store_errors),
         }
     }
 
@@ -364,11 +397,17 @@ impl Engine {
             .is_some_and(|s| self.is_live(s, now))
     }
 
-    /// Forgets the session and hands back its credential, for a logout.
-    pub(crate) fn take_session(&self) -> Option<Credential> {
-        let mut state = self.lock();
-        let session = self.publish(&mut state, None)?;
+    /// Forgets the session and hands back its credential, for a logout;
+    /// removes it from the shared store too, if it is still the one there.
+    pub(crate) async fn take_session(&self) -> Option<Credential> {
+        let session = {
+            let mut state = self.lock();
+            self.publish(&mut state, None)?
+        };
         self.reject(session.credential.generation());
+        if let (Some(shared), stored @ 1..) = (&self.shared, session.stored) {
+            shared.forget(self, stored).await;
+        }
         Some(session.credential.clone())
     }
 
@@ -515,8 +554,17 @@ impl Engine {
         Ok(login)
     }
 
+    /// A new session: from the shared store if there is one, else a login;
+    /// with its generation in the store (0: not stored).
+    async fn login(&self) -> Result<(Grant, u64), AuthError> {
+        match &self.shared {
+            Some(shared) => shared.obtain(self).await,
+            None => self.log_in().await.map(|grant| (grant, 0)),
+        }
+    }
+
     /// Sends one login request and reads its grant.
-    async fn login(&self) -> Result<Grant, AuthError> {
+    pub(crate) async fn log_in(&self) -> Result<Grant, AuthError> {
         self.limit.acquire().await;
         let request = self.protocol.login_request()?;
         let send = self
@@ -534,7 +582,11 @@ impl Engine {
 
     /// Records login `id`'s outcome: the new session, or the failure and
     /// its backoff.
-    fn finish(&self, id: u64, result: Result<Grant, AuthError>) -> Result<Credential, AuthError> {
+    fn finish(
+        &self,
+        id: u64,
+        result: Result<(Grant, u64), AuthError>,
+    ) -> Result<Credential, AuthError> {
         let mut state = self.lock();
         let current = state.login_id == id;
         if current {
@@ -542,7 +594,7 @@ impl Engine {
         }
         let now = Instant::now();
         match result {
-            Ok(grant) => {
+            Ok((grant, stored)) => {
                 tracing::debug!(login = id, "logged in");
                 let credential = Credential::from_header_value(grant.value).with_generation(id);
                 if current {
@@ -554,6 +606,7 @@ impl Engine {
                         credential: credential.clone(),
                         expires_at: expires_in.map_or(NEVER, at),
                         refresh_at: lead.map_or(NEVER, at),
+                        stored,
                     };
                     self.publish(&mut state, Some(Arc::new(session)));
                     state.consecutive_failures = 0;
@@ -592,11 +645,14 @@ impl Engine {
 
     pub(crate) fn on_unauthorized(&self, rejected: &Credential) {
         let mut state = self.lock();
-        if state
+        if let Some(session) = state
             .session
             .as_ref()
-            .is_some_and(|s| s.credential.generation() == rejected.generation())
+            .filter(|s| s.credential.generation() == rejected.generation())
         {
+            if let (Some(shared), stored @ 1..) = (&self.shared, session.stored) {
+                shared.reject(stored);
+            }
             tracing::debug!(
                 reason = "401",
                 generation = rejected.generation(),
@@ -731,6 +787,10 @@ mod tests {
                 expires_in: self.expires_in,
             })
         }
+
+        fn account(&self) -> &str {
+            "probe"
+        }
     }
 
     impl Transport for Probe {
@@ -756,7 +816,7 @@ mod tests {
         };
         let base = BaseUrl::new("https://api.infobip.com").unwrap();
         let settings = Settings::new(None, Duration::from_secs(60));
-        let engine = Engine::new(base, settings, probe(), probe());
+        let engine = Engine::new(base, settings, probe(), probe()).unwrap();
         home.set(Arc::downgrade(&engine)).unwrap();
         engine
     }
