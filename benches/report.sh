@@ -81,6 +81,20 @@ if command -v valgrind >/dev/null; then
   done
 fi
 
+echo "== fleet: shared sessions through redis-server" >&2
+fleet_figures=$(FLEET_ROUNDS=$rounds cargo bench --features redis,test-util --bench fleet 2>/dev/null)
+if command -v valgrind >/dev/null; then
+  fbin=$(bench_executable fleet --features redis,test-util)
+  for case in ibsso_cached ibsso_cached_shared; do
+    counts=()
+    for n in 10000 20000; do
+      counts+=("$(FLEET_CASE=$case FLEET_ITERS=$n valgrind --tool=callgrind \
+        --callgrind-out-file=/dev/null "$fbin" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')")
+    done
+    fleet_figures+=$'\n'"fleet_instructions_$case $(( (counts[1] - counts[0]) / 10000 ))"
+  done
+fi
+
 echo "== loopback: storm and throughput" >&2
 loopback=$(LOOPBACK_ROUNDS=$rounds cargo bench --bench loopback 2>/dev/null)
 
@@ -118,13 +132,13 @@ fi
 
 # The raw figures, kept for a rerun of the report's text alone.
 printf '%s\n' "$instructions" > target/bench-instructions.txt
-printf '%s\n%s\n%s\n' "$loopback" "$reqwest_figures" "$accounts_figures" > target/bench-figures.txt
+printf '%s\n%s\n%s\n%s\n' "$loopback" "$reqwest_figures" "$accounts_figures" "$fleet_figures" > target/bench-figures.txt
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 cores=$(nproc)
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches ':!benches/notes.md' || echo "+changes")
 
-CASES="$cases" INSTRUCTIONS="$instructions" LOOPBACK="$loopback"$'\n'"$reqwest_figures"$'\n'"$accounts_figures" CPU="$cpu" CORES="$cores" \
+CASES="$cases" INSTRUCTIONS="$instructions" LOOPBACK="$loopback"$'\n'"$reqwest_figures"$'\n'"$accounts_figures"$'\n'"$fleet_figures" CPU="$cpu" CORES="$cores" \
 COMMIT="$commit" python3 - <<'PY'
 import json, os
 
@@ -360,6 +374,26 @@ stack, instructions per request (callgrind, `ACCOUNTS_CASE`), in one run.
 | heap bytes per idle account, `Ibsso` (logged in) | {loop['accounts_bytes_ibsso']:.0f} |
 | instructions per request, one `AuthLayer` stack | {fmt(loop.get('accounts_instructions_single'))} |
 | instructions per request, the account selected by `AccountsLayer` | {fmt(loop.get('accounts_instructions_selected'))} |
+
+## Shared sessions (`cargo bench --features redis,test-util --bench fleet`)
+
+A real `redis-server` on loopback. Instructions per request on a cached
+session (callgrind, `FLEET_CASE`, driven by hand as in `overhead`), without
+and with the shared store configured: the request path never asks the
+store. Storm: wall time from a revocation to the last answer, median of
+{loop['fleet_storm_rounds']:.0f} rounds; 8 processes (each its own
+runtime, client and engine, sharing one session through Redis) sending 500
+requests each at once, against one process sending 4,000 at once without a
+store. Both run on this machine's {os.environ['CORES']} cores with the fake server.
+
+| figure | value |
+|---|---|
+| instructions per request, cached session, no store | {fmt(loop.get('fleet_instructions_ibsso_cached'))} |
+| instructions per request, cached session, shared store configured | {fmt(loop.get('fleet_instructions_ibsso_cached_shared'))} |
+| storm, 8 processes x 500 requests, ms | {loop['fleet_storm_ms']:.1f} |
+| storm, 1 process x 4,000 requests, ms | {loop['single_storm_ms']:.1f} |
+| fleet / one process | {loop['fleet_storm_ratio']:.2f} |
+| most logins in one revocation, fleet / one process | {loop['fleet_storm_most_logins']:.0f} / {loop['single_storm_most_logins']:.0f} |
 
 ## Targets
 
