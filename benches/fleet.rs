@@ -109,7 +109,14 @@ async fn burst(service: &Service, n: usize) -> usize {
             Ok(response) if response.status() == StatusCode::OK => {
                 response.into_body().collect().await.is_ok()
             }
-            _ => false,
+            Ok(response) => {
+                eprintln!("answered {}", response.status());
+                false
+            }
+            Err(e) => {
+                eprintln!("failed: {e}");
+                false
+            }
         }
     });
     futures_util::future::join_all(sends)

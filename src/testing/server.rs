@@ -139,7 +139,12 @@ impl FakeInfobip {
     }
 
     async fn bind(tls: Option<(TlsAcceptor, Vec<u8>)>) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        // A long accept queue: a fleet of processes opening thousands of
+        // connections at once overflows the default 1,024, and the kernel
+        // then resets connections their clients think are open.
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+        let listener: TcpListener = socket.listen(8192)?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
             api_keys: vec![Self::API_KEY.to_owned()],
