@@ -100,6 +100,9 @@
 //! - `reqwest-middleware`: [`reqwest::AuthMiddleware`] for
 //!   reqwest-middleware 0.5 client chains.
 //! - `accounts`: [`accounts::AccountsLayer`], many accounts behind one stack.
+//! - `session-store`: [`store::SharedStore`], one session for many
+//!   processes through a store of your own (XChaCha20-Poly1305 sealing).
+//! - `redis`: [`store::RedisStore`], that store on Redis.
 //!
 //! [Infobip]: https://www.infobip.com/docs/essentials/api-essentials/api-authentication
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -80,7 +80,12 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(55 * 60);
 ///   waiting request is dropped, and its session serves the next request:
 ///   a caller's timeout never wastes a login.
 /// - **Logout.** [`Ibsso::logout`] ends the session on the server. A request
-///   made afterwards logs in again.
+///   made afterwards logs in again. With a shared store, the stored session
+///   is removed too: the other processes get a 401 and share a new one.
+/// - **Many processes.** With
+///   [`shared_store`](IbssoBuilder::shared_store) (feature `session-store`),
+///   processes share one session through a store such as Redis: see
+///   [`store`](crate::store).
 ///
 /// Clones share one session.
 #[derive(Clone)]
