@@ -61,6 +61,17 @@ pub enum ErrorKind {
     /// setting that cannot be used (a sealing key of the wrong size, a
     /// session bound to one IP shared across hosts, ...).
     InvalidConfig,
+    /// The account's daily limit on creating and updating API keys is
+    /// reached; try again tomorrow.
+    KeyLimitReached,
+    /// Infobip answered 403: the credential may not do this (an API key
+    /// may never manage keys) or lacks the permission. Logging in again
+    /// does not help.
+    Forbidden,
+    /// Infobip answered 404: no such thing (an API key id, say).
+    NotFound,
+    /// Infobip refused a management request (400, 5xx or another status).
+    Rejected,
 }
 
 /// One `is_*` method per [`ErrorKind`].
@@ -189,6 +200,14 @@ impl AuthError {
         /// A builder was given settings that cannot be used together, or a
         /// setting that cannot be used.
         is_invalid_config => InvalidConfig,
+        /// The daily limit on creating and updating API keys is reached.
+        is_key_limit_reached => KeyLimitReached,
+        /// Infobip answered 403; logging in again does not help.
+        is_forbidden => Forbidden,
+        /// Infobip answered 404.
+        is_not_found => NotFound,
+        /// Infobip refused a management request.
+        is_rejected => Rejected,
     }
 
     /// Any failure to obtain a session (bad credentials, throttling, server
@@ -285,8 +304,12 @@ mod tests {
             ReauthenticationRequired,
             NoAccount,
             InvalidConfig,
+            KeyLimitReached,
+            Forbidden,
+            NotFound,
+            Rejected,
         ];
-        let predicates: [fn(&AuthError) -> bool; 17] = [
+        let predicates: [fn(&AuthError) -> bool; 21] = [
             AuthError::is_invalid_credential,
             AuthError::is_invalid_base_url,
             AuthError::is_bad_credentials,
@@ -304,6 +327,10 @@ mod tests {
             AuthError::is_reauthentication_required,
             AuthError::is_no_account,
             AuthError::is_invalid_config,
+            AuthError::is_key_limit_reached,
+            AuthError::is_forbidden,
+            AuthError::is_not_found,
+            AuthError::is_rejected,
         ];
         for (i, kind) in kinds.into_iter().enumerate() {
             let error = AuthError::new(kind, "x");

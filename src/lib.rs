@@ -103,6 +103,8 @@
 //! - `session-store`: [`store::SharedStore`], one session for many
 //!   processes through a store of your own (XChaCha20-Poly1305 sealing).
 //! - `redis`: [`store::RedisStore`], that store on Redis.
+//! - `api-keys`: [`keys::ApiKeys`], typed API key management, and
+//!   [`keys::KeyRotator`], automated rotation.
 //!
 //! [Infobip]: https://www.infobip.com/docs/essentials/api-essentials/api-authentication
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -118,6 +120,9 @@ pub mod accounts;
 mod base_url;
 mod error;
 mod future;
+#[cfg(feature = "api-keys")]
+#[cfg_attr(docsrs, doc(cfg(feature = "api-keys")))]
+pub mod keys;
 mod layer;
 mod replay;
 #[cfg(feature = "reqwest")]
@@ -133,6 +138,8 @@ pub mod store;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
+#[cfg(any(feature = "api-keys", feature = "test-util"))]
+mod timestamp;
 
 pub use base_url::BaseUrl;
 pub use error::{AuthError, BoxError, ErrorKind};

@@ -165,6 +165,41 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
     other.logout().await.unwrap();
     writeln!(text, "{other:?}").unwrap();
 
+    // API key management and rotation: the created keys' secrets.
+    #[cfg(feature = "api-keys")]
+    let managed_secrets = {
+        use infobip_auth::keys::{ApiKeys, KeyRotator, NewApiKey};
+        let keys = ApiKeys::new(fake.base_url(), basic.clone());
+        let created = keys.create(&NewApiKey::new("leak-scan")).await.unwrap();
+        let rotating = infobip_auth::Rotating::new(created.secret.api_key().unwrap());
+        let rotator = KeyRotator::new(
+            keys.clone(),
+            rotating.handle(),
+            created.info.id.clone(),
+            NewApiKey::new("leak-scan"),
+        )
+        .grace_period(std::time::Duration::ZERO);
+        let rotation = rotator.rotate().await.unwrap();
+        fake.set_key_change_limit(fake.key_changes());
+        errors.push(rotator.rotate().await.unwrap_err());
+        errors.push(keys.create(&NewApiKey::new("over")).await.unwrap_err());
+        writeln!(
+            text,
+            "{created:?} {rotation:?} {rotator:?} {keys:?} {rotating:?}"
+        )
+        .unwrap();
+        // The new key's secret, as the rotated stack sends it.
+        let rotated = authed(&fake, rotating.clone());
+        assert_eq!(send(&rotated, sms("{}")).await.unwrap().0, StatusCode::OK);
+        let header = fake.authorizations().last().cloned().flatten().unwrap();
+        let new_secret = header.to_str().unwrap().strip_prefix("App ").unwrap();
+        assert_ne!(new_secret, created.secret.expose());
+        let secrets = vec![created.secret.expose().to_owned(), new_secret.to_owned()];
+        secrets
+    };
+    #[cfg(not(feature = "api-keys"))]
+    let managed_secrets: Vec<String> = Vec::new();
+
     // Every other public type.
     writeln!(
         text,
@@ -222,6 +257,7 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
     let tokens = fake.issued_tokens();
     assert!(tokens.len() >= 3, "sessions were issued and renewed");
     secrets.extend(tokens);
+    secrets.extend(managed_secrets);
     for secret in &secrets {
         assert!(
             !everything.contains(secret.as_str()),

@@ -10,6 +10,10 @@
 //! - `POST /auth/1/oauth2/token`: form `client_id`, `client_secret`,
 //!   `grant_type=client_credentials` → `{"access_token", "expires_in",
 //!   "token_type"}` (credentials in the query string are refused);
+//! - `/settings/2/api-keys` (GET, POST) and `/settings/2/api-keys/{id}`
+//!   (GET, PUT): API keys in memory, managed with Basic, a session or a
+//!   token (an `App` key gets 403), at most 40 creations and updates; a
+//!   disabled or expired key gets 401 elsewhere;
 //! - any other path: an authenticated endpoint (e.g. `POST
 //!   /sms/2/text/advanced`) that accepts a valid `App`, `Basic`, `IBSSO` or
 //!   `Bearer` credential, reads the whole body and answers 200, or answers 401 JSON.
@@ -31,6 +35,7 @@
 //! # }
 //! ```
 
+mod keys;
 mod redis;
 mod server;
 

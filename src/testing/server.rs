@@ -84,6 +84,8 @@ struct State {
     dropped: usize,
     attempts: HashMap<String, usize>,
     connections: usize,
+    /// Keys made through `/settings/2/api-keys`.
+    managed: super::keys::Keys,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -153,6 +155,7 @@ impl FakeInfobip {
             oauth_tokens: HashMap::new(),
             oauth_lifetime: OAUTH_TOKEN_LIFETIME,
             issued: Vec::new(),
+            managed: Default::default(),
             next_token: 0,
             idle_timeout: SESSION_IDLE_TIMEOUT,
             fail_logins: Vec::new(),
@@ -261,6 +264,33 @@ impl FakeInfobip {
     /// Logins answered 429 by [`throttle_logins`](Self::throttle_logins).
     pub fn throttled_logins(&self) -> usize {
         lock(&self.state).throttled
+    }
+
+    /// Sets the daily limit on creating and updating API keys (default 40,
+    /// Infobip's); counts changes made so far.
+    pub fn set_key_change_limit(&self, limit: usize) {
+        lock(&self.state).managed.limit = Some(limit);
+    }
+
+    /// Answers the next `n` key creations or updates with `status`.
+    pub fn fail_next_key_changes(&self, n: usize, status: StatusCode) {
+        lock(&self.state)
+            .managed
+            .fail_changes
+            .extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Answers the next `n` key updates (and so disables) with `status`.
+    pub fn fail_next_key_updates(&self, n: usize, status: StatusCode) {
+        lock(&self.state)
+            .managed
+            .fail_updates
+            .extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Key creations and updates made through `/settings/2/api-keys`.
+    pub fn key_changes(&self) -> usize {
+        lock(&self.state).managed.changes
     }
 
     /// Delays every login answer by `latency`.
@@ -473,6 +503,11 @@ async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Option<Resp
         (&Method::POST, "/auth/1/session") => Some(login(state, request, Login::Session).await),
         (&Method::POST, "/auth/1/oauth2/token") => Some(login(state, request, Login::OAuth).await),
         (&Method::DELETE, "/auth/1/session") => Some(logout(state, &request)),
+        (_, "/settings/2/api-keys") => Some(manage_keys(state, request, None).await),
+        (_, p) if p.starts_with("/settings/2/api-keys/") => {
+            let id = p["/settings/2/api-keys/".len()..].to_owned();
+            Some(manage_keys(state, request, Some(id)).await)
+        }
         _ => authenticated(state, request, path).await,
     }
 }
@@ -632,7 +667,14 @@ impl State {
         let value = value?.to_str().ok()?;
         let (scheme, credential) = value.split_once(' ')?;
         let ok = match scheme {
-            "App" => self.api_keys.iter().any(|k| k == credential),
+            "App" => {
+                self.api_keys.iter().any(|k| k == credential)
+                    || self
+                        .managed
+                        .keys
+                        .iter()
+                        .any(|k| k.secret == credential && k.works())
+            }
             "Basic" => STANDARD
                 .decode(credential)
                 .ok()
@@ -660,6 +702,30 @@ impl State {
             _ => false,
         };
         ok.then(|| scheme.to_owned())
+    }
+}
+
+/// `/settings/2/api-keys`: Basic, a session or a token may manage keys;
+/// an API key may not (403).
+async fn manage_keys(
+    state: &Mutex<State>,
+    request: Request<Incoming>,
+    id: Option<String>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut state = lock(state);
+    match state.authorize(parts.headers.get(AUTHORIZATION)).as_deref() {
+        None => json(StatusCode::UNAUTHORIZED, UNAUTHORIZED_JSON),
+        Some("App") => json(StatusCode::FORBIDDEN, FORBIDDEN_JSON),
+        Some(_) => {
+            let (status, answer) = state.managed.handle(&parts.method, id.as_deref(), &body);
+            json(status, answer)
+        }
     }
 }
 

@@ -105,7 +105,7 @@ where
             let response = call.await.map_err(|e| {
                 AuthError::new(
                     ErrorKind::Transport,
-                    "could not send the session request to Infobip",
+                    "could not send the request to Infobip",
                 )
                 .with_source(e)
             })?;
@@ -117,10 +117,10 @@ where
                     if e.is::<LengthLimitError>() {
                         AuthError::new(
                             ErrorKind::InvalidResponse,
-                            format!("session response body is larger than {max_body} bytes"),
+                            format!("response body is larger than {max_body} bytes"),
                         )
                     } else {
-                        AuthError::new(ErrorKind::Transport, "could not read the session response")
+                        AuthError::new(ErrorKind::Transport, "could not read the response")
                             .with_source(e)
                     }
                 })?;

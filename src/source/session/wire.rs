@@ -66,7 +66,7 @@ const MAX_ERROR_TEXT: usize = 200;
 /// `CODE: text` from either of Infobip's error bodies:
 /// `{"requestError":{"serviceException":{"messageId","text"}}}` (older
 /// endpoints; `policyException` too) or `{"errorCode","description",...}`.
-fn infobip_error(body: &[u8]) -> Option<String> {
+pub(crate) fn infobip_error(body: &[u8]) -> Option<String> {
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let legacy = ["serviceException", "policyException"]
         .iter()
@@ -115,7 +115,7 @@ pub(crate) fn token_header(
 
 /// `Retry-After`: seconds, or an HTTP date (the time left until it; none
 /// if it has passed).
-fn retry_after(answer: &Answer) -> Option<Duration> {
+pub(crate) fn retry_after(answer: &Answer) -> Option<Duration> {
     let value = answer.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

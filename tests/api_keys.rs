@@ -1,0 +1,336 @@
+//! API key management and rotation against `FakeInfobip`'s
+//! `/settings/2/api-keys`.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::{hyper_client, send, sms, HyperClient};
+use http::StatusCode;
+use infobip_auth::keys::{ApiKeyUpdate, ApiKeys, KeyRotator, NewApiKey};
+use infobip_auth::testing::FakeInfobip;
+use infobip_auth::{ApiKey, AuthLayer, AuthService, Basic, Rotating};
+use tower::Layer;
+
+fn admin(fake: &FakeInfobip) -> ApiKeys {
+    let basic = Basic::new(FakeInfobip::USERNAME, FakeInfobip::PASSWORD).unwrap();
+    ApiKeys::new(
+        fake.base_url(),
+        AuthLayer::new(fake.base_url(), basic).layer(hyper_client()),
+    )
+}
+
+fn with_key(fake: &FakeInfobip, key: &str) -> AuthService<HyperClient, ApiKey> {
+    AuthLayer::new(fake.base_url(), ApiKey::new(key).unwrap()).layer(hyper_client())
+}
+
+async fn status_with_key(fake: &FakeInfobip, key: &str) -> StatusCode {
+    send(&with_key(fake, key), sms("{}")).await.unwrap().0
+}
+
+#[tokio::test]
+async fn create_list_get_update_and_disable_a_key() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let valid_to = SystemTime::now() + Duration::from_secs(30 * 86_400);
+    let created = keys
+        .create(
+            &NewApiKey::new("sms-service")
+                .allowed_ips(["10.0.0.1"])
+                .permissions(["PUBLIC_API"])
+                .valid_to(valid_to),
+        )
+        .await
+        .unwrap();
+    let info = &created.info;
+    assert_eq!(info.name, "sms-service");
+    assert_eq!(info.allowed_ips, ["10.0.0.1"]);
+    assert_eq!(info.permissions, ["PUBLIC_API"]);
+    assert!(info.enabled);
+    // Millisecond precision on the wire.
+    let returned = info.valid_to.unwrap();
+    let drift = returned
+        .duration_since(valid_to)
+        .unwrap_or_else(|e| e.duration());
+    assert!(drift < Duration::from_millis(1), "{drift:?}");
+
+    let secret = created.secret.expose().to_owned();
+    assert_eq!(status_with_key(&fake, &secret).await, StatusCode::OK);
+
+    assert_eq!(keys.list().await.unwrap(), vec![info.clone()]);
+    assert_eq!(&keys.get(&info.id).await.unwrap(), info);
+
+    let renamed = keys
+        .update(&info.id, &ApiKeyUpdate::new().name("renamed"))
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "renamed");
+
+    let disabled = keys.disable(&info.id).await.unwrap();
+    assert!(!disabled.enabled);
+    assert_eq!(
+        status_with_key(&fake, &secret).await,
+        StatusCode::UNAUTHORIZED,
+        "a disabled key is refused"
+    );
+    assert_eq!(fake.key_changes(), 3);
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let created = keys
+        .create(&NewApiKey::new("short").valid_for(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let secret = created.secret.expose().to_owned();
+    assert_eq!(status_with_key(&fake, &secret).await, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        status_with_key(&fake, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_may_not_manage_keys() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = ApiKeys::new(fake.base_url(), with_key(&fake, FakeInfobip::API_KEY));
+    let error = keys.list().await.unwrap_err();
+    assert!(error.is_forbidden(), "{error}");
+    assert!(
+        error.to_string().contains("FORBIDDEN"),
+        "Infobip's code: {error}"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_typed() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let missing = keys.get("no-such-key").await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    let bad_id = keys.get("../auth/1/session").await.unwrap_err();
+    assert!(bad_id.is_invalid_config(), "{bad_id}");
+    fake.fail_next_key_changes(1, StatusCode::INTERNAL_SERVER_ERROR);
+    let failed = keys.create(&NewApiKey::new("x")).await.unwrap_err();
+    assert!(failed.is_rejected(), "{failed}");
+    let wrong = ApiKeys::new(
+        fake.base_url(),
+        AuthLayer::new(fake.base_url(), Basic::new("who", "knows").unwrap()).layer(hyper_client()),
+    );
+    assert!(wrong.list().await.unwrap_err().is_bad_credentials());
+}
+
+#[tokio::test]
+async fn the_daily_limit_is_its_own_error_kind() {
+    let fake = FakeInfobip::start().await.unwrap();
+    fake.set_key_change_limit(2);
+    let keys = admin(&fake);
+    let first = keys.create(&NewApiKey::new("a")).await.unwrap();
+    keys.disable(&first.info.id).await.unwrap();
+    let error = keys.create(&NewApiKey::new("b")).await.unwrap_err();
+    assert!(error.is_key_limit_reached(), "{error}");
+    let error = keys.disable(&first.info.id).await.unwrap_err();
+    assert!(error.is_key_limit_reached(), "updates count too: {error}");
+    assert!(keys.list().await.is_ok(), "reading is not limited");
+}
+
+#[tokio::test]
+async fn a_key_secret_is_never_in_debug_or_errors() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let created = keys.create(&NewApiKey::new("secretive")).await.unwrap();
+    let secret = created.secret.expose().to_owned();
+    assert!(!format!("{created:?}").contains(&secret));
+    assert!(!format!("{:?}", created.secret).contains(&secret));
+    let rotator = KeyRotator::new(
+        keys.clone(),
+        Rotating::new(created.secret.api_key().unwrap()).handle(),
+        created.info.id.clone(),
+        NewApiKey::new("next"),
+    );
+    assert!(!format!("{rotator:?} {keys:?}").contains(&secret));
+}
+
+/// Sends `total` requests through `service`, spread over time, until done;
+/// returns how many failed.
+fn spread_load(
+    service: AuthService<HyperClient, Rotating>,
+    total: usize,
+    every: Duration,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let failed = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..total {
+            let (service, failed) = (service.clone(), failed.clone());
+            tasks.push(tokio::spawn(async move {
+                match send(&service, sms("{}")).await {
+                    Ok((StatusCode::OK, _)) => {}
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+            tokio::time::sleep(every).await;
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        failed.load(Ordering::Relaxed)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_under_load_fails_no_request_and_retires_the_old_key_after_the_grace_period() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let first = keys.create(&NewApiKey::new("sms")).await.unwrap();
+    let old_secret = first.secret.expose().to_owned();
+    let source = Rotating::new(first.secret.api_key().unwrap());
+    let service = AuthLayer::new(fake.base_url(), source.clone()).layer(hyper_client());
+    let rotator = KeyRotator::new(
+        keys.clone(),
+        source.handle(),
+        first.info.id.clone(),
+        NewApiKey::new("sms"),
+    )
+    .grace_period(Duration::from_millis(300));
+
+    // 1,000 requests over about a second; the rotation starts in the middle.
+    let load = spread_load(service.clone(), 1_000, Duration::from_millis(1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rotation = rotator.rotate().await.unwrap();
+    let failed = load.await.unwrap();
+
+    assert_eq!(failed, 0, "no request failed during the rotation");
+    assert_eq!(rotation.old_key_id, first.info.id);
+    assert_eq!(rotator.current_key_id(), rotation.new_key_id);
+    assert!(rotation.disable_error.is_none());
+    assert_eq!(rotation.disable_attempts, 1);
+    assert_eq!(
+        status_with_key(&fake, &old_secret).await,
+        StatusCode::UNAUTHORIZED,
+        "the old key is refused after the grace period"
+    );
+    assert!(!keys.get(&first.info.id).await.unwrap().enabled);
+    assert_eq!(
+        send(&service, sms("{}")).await.unwrap().0,
+        StatusCode::OK,
+        "the stack uses the new key"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_creation_leaves_the_old_key_in_use() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let first = keys.create(&NewApiKey::new("sms")).await.unwrap();
+    let source = Rotating::new(first.secret.api_key().unwrap());
+    let service = AuthLayer::new(fake.base_url(), source.clone()).layer(hyper_client());
+    let rotator = KeyRotator::new(
+        keys.clone(),
+        source.handle(),
+        first.info.id.clone(),
+        NewApiKey::new("sms"),
+    )
+    .grace_period(Duration::ZERO);
+
+    fake.fail_next_key_changes(1, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(rotator.rotate().await.unwrap_err().is_rejected());
+    fake.set_key_change_limit(fake.key_changes());
+    assert!(rotator.rotate().await.unwrap_err().is_key_limit_reached());
+
+    assert_eq!(rotator.current_key_id(), first.info.id);
+    assert!(keys.get(&first.info.id).await.unwrap().enabled);
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+    assert_eq!(
+        fake.authorizations().last().unwrap().as_ref().unwrap(),
+        &format!("App {}", first.secret.expose()),
+        "still the old key"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_disable_is_retried_with_backoff_and_reported() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let first = keys.create(&NewApiKey::new("sms")).await.unwrap();
+    let source = Rotating::new(first.secret.api_key().unwrap());
+    let rotator = KeyRotator::new(
+        keys.clone(),
+        source.handle(),
+        first.info.id.clone(),
+        NewApiKey::new("sms"),
+    )
+    .grace_period(Duration::ZERO)
+    .disable_backoff(Duration::from_millis(10));
+
+    // The creation succeeds; the first two disables fail.
+    fake.fail_next_key_updates(2, StatusCode::BAD_GATEWAY);
+    let rotation = rotator.rotate().await.unwrap();
+    assert_eq!(rotation.disable_attempts, 3, "two failures, then success");
+    assert!(rotation.disable_error.is_none());
+    assert!(!keys.get(&rotation.old_key_id).await.unwrap().enabled);
+
+    // Every attempt failing is reported, with the old key left enabled.
+    fake.fail_next_key_updates(6, StatusCode::BAD_GATEWAY);
+    let rotation = rotator.rotate().await.unwrap();
+    assert_eq!(rotation.disable_attempts, 6);
+    assert!(rotation.disable_error.unwrap().is_rejected());
+    assert!(keys.get(&rotation.old_key_id).await.unwrap().enabled);
+    assert_eq!(
+        rotator.current_key_id(),
+        rotation.new_key_id,
+        "the new key serves"
+    );
+}
+
+#[tokio::test]
+async fn rotates_ahead_of_valid_to_only_when_due() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let first = keys
+        .create(&NewApiKey::new("sms").valid_for(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let source = Rotating::new(first.secret.api_key().unwrap());
+    let rotator = KeyRotator::new(
+        keys.clone(),
+        source.handle(),
+        first.info.id.clone(),
+        NewApiKey::new("sms"),
+    )
+    .grace_period(Duration::ZERO)
+    .key_lifetime(Duration::from_secs(90 * 86_400));
+    assert!(rotator
+        .rotate_if_due(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(rotator.current_key_id(), first.info.id);
+    let rotation = rotator
+        .rotate_if_due(Duration::from_secs(2 * 3600))
+        .await
+        .unwrap()
+        .expect("due: the key expires within two hours");
+    let new = keys.get(&rotation.new_key_id).await.unwrap();
+    let lifetime = new
+        .valid_to
+        .unwrap()
+        .duration_since(SystemTime::now())
+        .unwrap();
+    assert!(
+        lifetime > Duration::from_secs(89 * 86_400),
+        "the new key's lifetime"
+    );
+    assert!(rotator
+        .rotate_if_due(Duration::from_secs(2 * 3600))
+        .await
+        .unwrap()
+        .is_none());
+}
