@@ -3,8 +3,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Deserializer, Serializer};
-
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
@@ -104,6 +102,8 @@ pub(crate) fn format(at: SystemTime) -> String {
 /// `#[serde(with = "timestamp::optional")]` for `Option<SystemTime>`.
 #[cfg(feature = "api-keys")]
 pub(crate) mod optional {
+    use serde::{Deserialize, Deserializer, Serializer};
+
     use super::*;
 
     pub(crate) fn serialize<S: Serializer>(
