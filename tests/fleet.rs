@@ -439,7 +439,19 @@ async fn redis_holds_no_token_username_or_password_in_clear() {
 
 #[tokio::test]
 async fn oauth2_replicas_share_one_token() {
+    oauth2_replicas_share_one_token_living(Duration::from_secs(3600)).await;
+}
+
+/// A lifetime under twice the refresh margin: the stored token is taken
+/// until half its life is gone, not refreshed by every replica at once.
+#[tokio::test]
+async fn oauth2_replicas_share_a_short_lived_token_too() {
+    oauth2_replicas_share_one_token_living(Duration::from_secs(60)).await;
+}
+
+async fn oauth2_replicas_share_one_token_living(lifetime: Duration) {
     let fake = FakeInfobip::start().await.unwrap();
+    fake.set_oauth_token_lifetime(lifetime);
     let redis = RedisServer::start().unwrap();
     let mut services = Vec::new();
     for _ in 0..3 {

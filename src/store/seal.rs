@@ -3,7 +3,8 @@
 //! by its associated data to the store name, the base URL and the account.
 //!
 //! A record is `[1][nonce: 24][ciphertext]`; what is sealed is
-//! `[expires at, Unix ms, big-endian: 8][header value]` (0: no known expiry).
+//! `[expires at, Unix ms: 8][lifetime, ms: 8][header value]`, both
+//! big-endian (0: no known expiry).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +34,8 @@ pub(crate) struct Opened {
     pub(crate) value: HeaderValue,
     /// Time left before it expires, if it has a known expiry.
     pub(crate) expires_in: Option<Duration>,
+    /// Its whole lifetime as granted, if it has a known expiry.
+    pub(crate) lifetime: Option<Duration>,
 }
 
 pub(crate) struct Sealer {
@@ -69,8 +72,10 @@ impl Sealer {
         expires_in: Option<Duration>,
     ) -> Option<Vec<u8>> {
         let expires_at = expires_in.map_or(0, |e| unix_ms(SystemTime::now() + e).max(1));
-        let mut plain = Zeroizing::new(Vec::with_capacity(8 + value.len()));
+        let lifetime = expires_in.map_or(0, |e| u64::try_from(e.as_millis()).unwrap_or(u64::MAX));
+        let mut plain = Zeroizing::new(Vec::with_capacity(16 + value.len()));
         plain.extend_from_slice(&expires_at.to_be_bytes());
+        plain.extend_from_slice(&lifetime.to_be_bytes());
         plain.extend_from_slice(value.as_bytes());
         let nonce = XNonce::try_generate().ok()?;
         let payload = Payload {
@@ -107,8 +112,10 @@ impl Sealer {
                 })
                 .ok()?,
         );
-        let (expires_at, value) = plain.split_at_checked(8)?;
+        let (expires_at, rest) = plain.split_at_checked(8)?;
+        let (lifetime, value) = rest.split_at_checked(8)?;
         let expires_at = u64::from_be_bytes(expires_at.try_into().ok()?);
+        let lifetime = u64::from_be_bytes(lifetime.try_into().ok()?);
         let expires_in = match expires_at {
             0 => None,
             at => Some(Duration::from_millis(
@@ -117,7 +124,12 @@ impl Sealer {
             )),
         };
         let value = header_value(value)?;
-        Some(Opened { value, expires_in })
+        let lifetime = expires_in.map(|_| Duration::from_millis(lifetime));
+        Some(Opened {
+            value,
+            expires_in,
+            lifetime,
+        })
     }
 }
 
@@ -178,6 +190,7 @@ mod tests {
         assert!(opened.value.is_sensitive());
         let left = opened.expires_in.unwrap();
         assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60));
+        assert_eq!(opened.lifetime, Some(Duration::from_secs(60)));
         assert!(sealer
             .open(&sealer.seal(&token(), None).unwrap())
             .unwrap()

@@ -154,11 +154,13 @@ mod enabled {
                 );
                 return Ok(None);
             };
-            if opened
-                .expires_in
-                .is_some_and(|left| left <= engine.settings.refresh_before.max(MIN_LIFETIME))
-            {
-                return Ok(None);
+            // Due for a refresh by the engine's own rule (the refresh margin,
+            // at most half the lifetime): then a new one is wanted.
+            if let (Some(left), Some(lifetime)) = (opened.expires_in, opened.lifetime) {
+                let lifetime = lifetime.max(MIN_LIFETIME);
+                if left <= engine.settings.refresh_before.min(lifetime / 2) {
+                    return Ok(None);
+                }
             }
             bump(&engine.stats.shared_hits);
             tracing::debug!(
