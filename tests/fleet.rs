@@ -379,6 +379,20 @@ async fn a_late_401_for_an_old_generation_never_removes_a_newer_stored_session()
 }
 
 #[tokio::test]
+async fn a_logout_removes_the_stored_session() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let redis = RedisServer::start().unwrap();
+    let (service, session) = replica(&fake, &redis.url());
+    assert!(ok(&service).await);
+    assert!(stored_generation(&redis, NAME).await.is_some());
+    session.logout().await.unwrap();
+    assert_eq!(stored_generation(&redis, NAME).await, None);
+    let (other, _) = replica(&fake, &redis.url());
+    assert!(ok(&other).await, "the next replica logs in afresh");
+    assert_eq!(fake.logins(), 2);
+}
+
+#[tokio::test]
 async fn redis_holds_no_token_username_or_password_in_clear() {
     let fake = FakeInfobip::start().await.unwrap();
     let redis = RedisServer::start().unwrap();
