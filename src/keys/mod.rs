@@ -504,11 +504,17 @@ fn key_path(id: &str) -> Result<String, AuthError> {
     Ok(format!("{KEYS_PATH}/{id}"))
 }
 
+/// Where the answer went wrong, never what it held: serde's own messages
+/// quote the values they reject, and a create answer holds a secret.
 fn invalid(what: &str, error: &serde_json::Error) -> AuthError {
-    // serde_json's messages name positions and types, never the input.
     AuthError::new(
         ErrorKind::InvalidResponse,
-        format!("Infobip's answer to the key {what} request was not as expected: {error}"),
+        format!(
+            "Infobip's answer to the key {what} request was not as expected ({:?} error at line {}, column {})",
+            error.classify(),
+            error.line(),
+            error.column()
+        ),
     )
 }
 
@@ -543,5 +549,24 @@ fn failure(answer: &Answer) -> AuthError {
             error.with_retry_after(crate::source::session::wire::retry_after(answer))
         }
         _ => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_create_answer_never_quotes_the_secret() {
+        for body in [
+            &br#"{"id":"key-1","apiKeySecret":4711471147114711}"#[..],
+            br#"{"id":"key-1","enabled":"4711471147114711"}"#,
+            br#"{"id":["4711471147114711"]}"#,
+        ] {
+            let error = serde_json::from_slice::<CreatedWire>(body).err().unwrap();
+            let message = invalid("create", &error).to_string();
+            assert!(!message.contains("4711"), "{message}");
+            assert!(message.contains("line 1"), "{message}");
+        }
     }
 }
