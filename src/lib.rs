@@ -149,8 +149,8 @@ pub use replay::{ReplayBody, ReplaySkipped, ReplayableBody, DEFAULT_REPLAY_LIMIT
 pub use resolve::{ResolvePaths, ResolvePathsLayer};
 pub use service::AuthService;
 pub use source::{
-    ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, Ibsso, IbssoBuilder, OAuth2,
-    OAuth2Builder, Rotating, RotationHandle, SessionStats, UserSession,
+    ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, HttpClient, Ibsso,
+    IbssoBuilder, OAuth2, OAuth2Builder, Rotating, RotationHandle, SessionStats, UserSession,
 };
 // Every default the crate applies, in one place.
 pub use source::{

@@ -46,15 +46,13 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body::Body;
+use http::{HeaderValue, Method, Request, StatusCode};
 use serde::{Deserialize, Serialize};
-use tower::Service;
 
 use crate::base_url::BaseUrl;
-use crate::error::{AuthError, BoxError, ErrorKind};
+use crate::error::{AuthError, ErrorKind};
 use crate::secret::SecretString;
-use crate::source::session::transport::{Answer, ServiceTransport, Transport};
+use crate::source::session::transport::{Answer, HttpClient, ServiceTransport, Transport};
 use crate::source::session::wire::infobip_error;
 use crate::source::ApiKey;
 
@@ -330,15 +328,10 @@ impl ApiKeys {
     /// Manages the keys of the account at `base_url` through `service`: a
     /// tower service that authenticates with Basic, a session or a token
     /// (an `AuthLayer` stack), taking `http::Request<RB>`.
-    pub fn new<T, RB, ResB>(base_url: BaseUrl, service: T) -> Self
+    pub fn new<T, RB>(base_url: BaseUrl, service: T) -> Self
     where
-        T: Service<Request<RB>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
-        T::Future: Send + 'static,
-        T::Error: Into<BoxError>,
+        T: HttpClient<RB>,
         RB: From<Bytes> + Send + 'static,
-        ResB: Body + Send + 'static,
-        ResB::Data: Send,
-        ResB::Error: Into<BoxError>,
     {
         Self {
             base_url,

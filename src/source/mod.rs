@@ -67,6 +67,7 @@ pub use ibsso::{Ibsso, IbssoBuilder, UserSession, DEFAULT_IDLE_TIMEOUT};
 pub use login_rate::DEFAULT_LOGIN_RATE;
 pub use oauth2::{OAuth2, OAuth2Builder, DEFAULT_REFRESH_BEFORE};
 pub use rotating::{Rotating, RotationHandle};
+pub use session::transport::HttpClient;
 pub use session::{
     SessionFuture, SessionStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,

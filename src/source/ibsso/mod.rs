@@ -41,14 +41,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
-use http::{Method, Request, Response, Uri};
-use http_body::Body;
-use tower::Service;
+use http::{Method, Request, Uri};
 
 use crate::base_url::BaseUrl;
-use crate::error::{AuthError, BoxError, ErrorKind};
+use crate::error::{AuthError, ErrorKind};
 use crate::secret::SecretString;
-use crate::source::session::transport::{Answer, ServiceTransport, Transport};
+use crate::source::session::transport::{Answer, HttpClient, ServiceTransport, Transport};
 use crate::source::session::{validate_pair, Engine, Grant, Protocol, SessionStats, Settings};
 use crate::source::Credential;
 
@@ -264,15 +262,10 @@ impl IbssoBuilder {
     /// [`bind_to_client_ip(false)`](Self::bind_to_client_ip): a session
     /// bound to one host fails on the others), or the store's name is not
     /// valid.
-    pub fn build<T, RB, ResB>(self, transport: T) -> Result<Ibsso, AuthError>
+    pub fn build<T, RB>(self, transport: T) -> Result<Ibsso, AuthError>
     where
-        T: Service<Request<RB>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
-        T::Future: Send + 'static,
-        T::Error: Into<BoxError>,
+        T: HttpClient<RB>,
         RB: From<Bytes> + Send + 'static,
-        ResB: Body + Send + 'static,
-        ResB::Data: Send,
-        ResB::Error: Into<BoxError>,
     {
         validate_pair(
             "IBSSO username and password",

@@ -7,16 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
-use tower::Service;
 use zeroize::Zeroizing;
 
 use super::{end_session, wire};
 use crate::base_url::BaseUrl;
-use crate::error::{AuthError, BoxError, ErrorKind};
+use crate::error::{AuthError, ErrorKind};
 use crate::source::login_rate::LoginLimit;
-use crate::source::session::transport::{ServiceTransport, Transport};
+use crate::source::session::transport::{HttpClient, ServiceTransport, Transport};
 use crate::source::session::validate_pair;
 use crate::source::{Credential, CredentialSource, Renewing};
 use crate::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
@@ -95,20 +92,15 @@ impl UserSession {
     /// # Panics
     ///
     /// Outside a tokio runtime with its time driver (the login is timed).
-    pub async fn login<T, RB, ResB>(
+    pub async fn login<T, RB>(
         base_url: BaseUrl,
         username: impl Into<String>,
         password: impl Into<String>,
         transport: T,
     ) -> Result<Self, AuthError>
     where
-        T: Service<Request<RB>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
-        T::Future: Send + 'static,
-        T::Error: Into<BoxError>,
+        T: HttpClient<RB>,
         RB: From<Bytes> + Send + 'static,
-        ResB: Body + Send + 'static,
-        ResB::Data: Send,
-        ResB::Error: Into<BoxError>,
     {
         let (username, password) = (
             Zeroizing::new(username.into()),

@@ -32,14 +32,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body::Body;
-use tower::Service;
+use http::{Request, Uri};
 
 use crate::base_url::BaseUrl;
-use crate::error::{AuthError, BoxError};
+use crate::error::AuthError;
 use crate::secret::SecretString;
-use crate::source::session::transport::{Answer, ServiceTransport};
+use crate::source::session::transport::{Answer, HttpClient, ServiceTransport};
 use crate::source::session::{validate_pair, Engine, Grant, Protocol, SessionStats, Settings};
 
 /// Start refreshing an access token this long before it expires (or at half
@@ -158,15 +156,10 @@ impl OAuth2Builder {
     /// client id or secret is empty or contains a control character;
     /// [`InvalidConfig`](crate::ErrorKind::InvalidConfig) if a shared
     /// store's name is not valid.
-    pub fn build<T, RB, ResB>(self, transport: T) -> Result<OAuth2, AuthError>
+    pub fn build<T, RB>(self, transport: T) -> Result<OAuth2, AuthError>
     where
-        T: Service<Request<RB>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
-        T::Future: Send + 'static,
-        T::Error: Into<BoxError>,
+        T: HttpClient<RB>,
         RB: From<Bytes> + Send + 'static,
-        ResB: Body + Send + 'static,
-        ResB::Data: Send,
-        ResB::Error: Into<BoxError>,
     {
         validate_pair(
             "OAuth2 client id and secret",

@@ -63,6 +63,39 @@ pub(crate) fn test_answer(status: u16, body: &'static [u8]) -> Answer {
     )
 }
 
+/// Any tower service that sends an `http::Request<RB>` and answers with an
+/// `http::Response` whose body it can read: a hyper-util client,
+/// [`ReqwestClient`](crate::reqwest::ReqwestClient), or a transport of your
+/// own. The session sources log in through one, and key management sends
+/// through one. Implemented for every such service: a name for the bounds,
+/// never implemented by hand.
+pub trait HttpClient<RB>:
+    Service<
+        Request<RB>,
+        Response = Response<Self::ResponseBody>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The response body.
+    type ResponseBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<T, RB, ResB> HttpClient<RB> for T
+where
+    T: Service<Request<RB>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
+    T::Future: Send + 'static,
+    T::Error: Into<BoxError>,
+    ResB: Body + Send + 'static,
+    ResB::Data: Send,
+    ResB::Error: Into<BoxError>,
+{
+    type ResponseBody = ResB;
+}
+
 pub(crate) trait Transport: Send + Sync {
     fn send(
         &self,
@@ -85,15 +118,10 @@ impl<T, RB> ServiceTransport<T, RB> {
     }
 }
 
-impl<T, RB, ResB> Transport for ServiceTransport<T, RB>
+impl<T, RB> Transport for ServiceTransport<T, RB>
 where
-    T: Service<Request<RB>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
-    T::Future: Send + 'static,
-    T::Error: Into<BoxError>,
+    T: HttpClient<RB>,
     RB: From<Bytes> + Send + 'static,
-    ResB: Body + Send + 'static,
-    ResB::Data: Send,
-    ResB::Error: Into<BoxError>,
 {
     fn send(
         &self,
