@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{hyper_client, send, sms, HyperClient};
 use http::StatusCode;
-use infobip_auth::keys::{ApiKeyUpdate, ApiKeys, KeyRotator, NewApiKey};
+use infobip_auth::keys::{ApiKeyUpdate, ApiKeys, CreatedApiKey, KeyRotator, NewApiKey};
 use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{ApiKey, AuthLayer, AuthService, Basic, Rotating};
 use tower::Layer;
@@ -185,21 +185,45 @@ fn spread_load(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_under_load_fails_no_request_and_retires_the_old_key_after_the_grace_period() {
-    let fake = FakeInfobip::start().await.unwrap();
-    let keys = admin(&fake);
-    let first = keys.create(&NewApiKey::new("sms")).await.unwrap();
-    let old_secret = first.secret.expose().to_owned();
+/// A key made through the API, a `Rotating` source holding it, and a
+/// rotator for it with `grace`.
+struct UnderRotation {
+    keys: ApiKeys,
+    first: CreatedApiKey,
+    source: Rotating,
+    rotator: KeyRotator,
+}
+
+async fn under_rotation(fake: &FakeInfobip, first: NewApiKey, grace: Duration) -> UnderRotation {
+    let keys = admin(fake);
+    let first = keys.create(&first).await.unwrap();
     let source = Rotating::new(first.secret.api_key().unwrap());
-    let service = AuthLayer::new(fake.base_url(), source.clone()).layer(hyper_client());
     let rotator = KeyRotator::new(
         keys.clone(),
         source.handle(),
         first.info.id.clone(),
         NewApiKey::new("sms"),
     )
-    .grace_period(Duration::from_millis(300));
+    .grace_period(grace);
+    UnderRotation {
+        keys,
+        first,
+        source,
+        rotator,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_under_load_fails_no_request_and_retires_the_old_key_after_the_grace_period() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let UnderRotation {
+        keys,
+        first,
+        source,
+        rotator,
+    } = under_rotation(&fake, NewApiKey::new("sms"), Duration::from_millis(300)).await;
+    let old_secret = first.secret.expose().to_owned();
+    let service = AuthLayer::new(fake.base_url(), source).layer(hyper_client());
 
     // 1,000 requests over about a second; the rotation starts in the middle.
     let load = spread_load(service.clone(), 1_000, Duration::from_millis(1));
@@ -228,17 +252,13 @@ async fn rotation_under_load_fails_no_request_and_retires_the_old_key_after_the_
 #[tokio::test]
 async fn a_failed_creation_leaves_the_old_key_in_use() {
     let fake = FakeInfobip::start().await.unwrap();
-    let keys = admin(&fake);
-    let first = keys.create(&NewApiKey::new("sms")).await.unwrap();
-    let source = Rotating::new(first.secret.api_key().unwrap());
-    let service = AuthLayer::new(fake.base_url(), source.clone()).layer(hyper_client());
-    let rotator = KeyRotator::new(
-        keys.clone(),
-        source.handle(),
-        first.info.id.clone(),
-        NewApiKey::new("sms"),
-    )
-    .grace_period(Duration::ZERO);
+    let UnderRotation {
+        keys,
+        first,
+        source,
+        rotator,
+    } = under_rotation(&fake, NewApiKey::new("sms"), Duration::ZERO).await;
+    let service = AuthLayer::new(fake.base_url(), source).layer(hyper_client());
 
     fake.fail_next_key_changes(1, StatusCode::SERVICE_UNAVAILABLE);
     assert!(rotator.rotate().await.unwrap_err().is_rejected());
@@ -258,17 +278,9 @@ async fn a_failed_creation_leaves_the_old_key_in_use() {
 #[tokio::test]
 async fn a_failed_disable_is_retried_with_backoff_and_reported() {
     let fake = FakeInfobip::start().await.unwrap();
-    let keys = admin(&fake);
-    let first = keys.create(&NewApiKey::new("sms")).await.unwrap();
-    let source = Rotating::new(first.secret.api_key().unwrap());
-    let rotator = KeyRotator::new(
-        keys.clone(),
-        source.handle(),
-        first.info.id.clone(),
-        NewApiKey::new("sms"),
-    )
-    .grace_period(Duration::ZERO)
-    .disable_backoff(Duration::from_millis(10));
+    let UnderRotation { keys, rotator, .. } =
+        under_rotation(&fake, NewApiKey::new("sms"), Duration::ZERO).await;
+    let rotator = rotator.disable_backoff(Duration::from_millis(10));
 
     // The creation succeeds; the first two disables fail.
     fake.fail_next_key_updates(2, StatusCode::BAD_GATEWAY);
@@ -293,20 +305,14 @@ async fn a_failed_disable_is_retried_with_backoff_and_reported() {
 #[tokio::test]
 async fn rotates_ahead_of_valid_to_only_when_due() {
     let fake = FakeInfobip::start().await.unwrap();
-    let keys = admin(&fake);
-    let first = keys
-        .create(&NewApiKey::new("sms").valid_for(Duration::from_secs(3600)))
-        .await
-        .unwrap();
-    let source = Rotating::new(first.secret.api_key().unwrap());
-    let rotator = KeyRotator::new(
-        keys.clone(),
-        source.handle(),
-        first.info.id.clone(),
-        NewApiKey::new("sms"),
-    )
-    .grace_period(Duration::ZERO)
-    .key_lifetime(Duration::from_secs(90 * 86_400));
+    let first_key = NewApiKey::new("sms").valid_for(Duration::from_secs(3600));
+    let UnderRotation {
+        keys,
+        first,
+        rotator,
+        ..
+    } = under_rotation(&fake, first_key, Duration::ZERO).await;
+    let rotator = rotator.key_lifetime(Duration::from_secs(90 * 86_400));
     assert!(rotator
         .rotate_if_due(Duration::from_secs(60))
         .await
