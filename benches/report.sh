@@ -27,6 +27,18 @@ for line in sys.stdin:
         print(m["executable"])'
 }
 
+# Instructions per iteration of case $3 of bench executable $2, driven by
+# its <$1>_CASE and <$1>_ITERS variables: two runs under callgrind that
+# differ by 10,000 iterations, so that start-up cancels out.
+per_iteration() {
+  local prefix=$1 bin=$2 case=$3 n counts=()
+  for n in 10000 20000; do
+    counts+=("$(env "${prefix}_CASE=$case" "${prefix}_ITERS=$n" valgrind --tool=callgrind \
+      --callgrind-out-file=/dev/null "$bin" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')")
+  done
+  echo $(( (counts[1] - counts[0]) / 10000 ))
+}
+
 cases="bare tower_http app basic ibsso_cached bare_4k_body ibsso_4k_body"
 
 echo "== criterion: overhead" >&2
@@ -37,12 +49,7 @@ instructions=""
 if command -v valgrind >/dev/null; then
   bin=$(bench_executable overhead)
   for case in $cases reference reference_no_origin; do
-    counts=()
-    for n in 10000 20000; do
-      counts+=("$(OVERHEAD_CASE=$case OVERHEAD_ITERS=$n valgrind --tool=callgrind \
-        --callgrind-out-file=/dev/null "$bin" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')")
-    done
-    instructions+="$case $(( (counts[1] - counts[0]) / 10000 ))"$'\n'
+    instructions+="$case $(per_iteration OVERHEAD "$bin" "$case")"$'\n'
   done
 fi
 
@@ -72,12 +79,7 @@ accounts_figures=$(cargo bench --features accounts --bench accounts 2>/dev/null)
 if command -v valgrind >/dev/null; then
   abin=$(bench_executable accounts --features accounts)
   for case in single selected; do
-    counts=()
-    for n in 10000 20000; do
-      counts+=("$(ACCOUNTS_CASE=$case ACCOUNTS_ITERS=$n valgrind --tool=callgrind \
-        --callgrind-out-file=/dev/null "$abin" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')")
-    done
-    accounts_figures+=$'\n'"accounts_instructions_$case $(( (counts[1] - counts[0]) / 10000 ))"
+    accounts_figures+=$'\n'"accounts_instructions_$case $(per_iteration ACCOUNTS "$abin" "$case")"
   done
 fi
 
@@ -86,12 +88,7 @@ fleet_figures=$(FLEET_ROUNDS=$rounds cargo bench --features redis,test-util --be
 if command -v valgrind >/dev/null; then
   fbin=$(bench_executable fleet --features redis,test-util)
   for case in ibsso_cached ibsso_cached_shared; do
-    counts=()
-    for n in 10000 20000; do
-      counts+=("$(FLEET_CASE=$case FLEET_ITERS=$n valgrind --tool=callgrind \
-        --callgrind-out-file=/dev/null "$fbin" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')")
-    done
-    fleet_figures+=$'\n'"fleet_instructions_$case $(( (counts[1] - counts[0]) / 10000 ))"
+    fleet_figures+=$'\n'"fleet_instructions_$case $(per_iteration FLEET "$fbin" "$case")"
   done
 fi
 
