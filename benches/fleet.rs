@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -20,14 +19,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{round_trip, Drain};
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use infobip_auth::store::{RedisStore, SealingKey, SharedStore};
 use infobip_auth::testing::{FakeInfobip, RedisServer};
-use infobip_auth::{AuthLayer, BaseUrl, CredentialSource, Ibsso};
-use tower::{service_fn, Layer, ServiceExt};
+use infobip_auth::{AuthLayer, BaseUrl, Ibsso};
+use tower::{Layer, ServiceExt};
 
 const NODES: usize = 8;
 const PER_NODE: usize = 500;
@@ -36,29 +35,16 @@ fn key() -> SealingKey {
     SealingKey::new([9; 32])
 }
 
-/// An `Ibsso` holding a valid session, logged in through an in-memory
-/// transport; with `redis`, through the shared store (so the session came
-/// from the store's login path).
+/// An `Ibsso` holding a valid session; with `redis`, obtained through the
+/// shared store (so the session came from the store's login path).
 fn cached_session(redis: Option<&RedisServer>) -> Ibsso {
-    let transport = service_fn(|_: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-            br#"{"token":"d3c49f59-734a-4daf-be9a-6188b540358e"}"#,
-        ))))
-    });
     let base = BaseUrl::new("https://api.infobip.com").unwrap();
     let mut builder = Ibsso::builder(base, "user", "password").bind_to_client_ip(false);
     if let Some(redis) = redis {
         let store = RedisStore::new(&redis.url()).unwrap();
         builder = builder.shared_store(SharedStore::new(store, "bench", key()));
     }
-    let source = builder.build(transport).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(async { source.credential().await })
-        .unwrap();
+    let source = common::logged_in(builder);
     if redis.is_some() {
         assert_eq!(source.stats().store_errors, 0, "the store answered");
     }

@@ -8,16 +8,15 @@ mod common;
 #[path = "common/reference.rs"]
 mod reference;
 
-use std::convert::Infallible;
 use std::hint::black_box;
 
 use bytes::Bytes;
 use common::{round_trip, Drain};
 use criterion::{criterion_group, Criterion};
-use http::{Request, Response, Uri};
+use http::{Request, Uri};
 use http_body_util::{Empty, Full};
-use infobip_auth::{ApiKey, AuthLayer, BaseUrl, Basic, Credential, CredentialSource, Ibsso};
-use tower::{service_fn, Layer};
+use infobip_auth::{ApiKey, AuthLayer, BaseUrl, Basic, Credential, Ibsso};
+use tower::Layer;
 use tower_http::auth::AddAuthorizationLayer;
 
 const KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3d9a-e931-478d-a994-28a725159ab9";
@@ -41,25 +40,9 @@ fn base() -> BaseUrl {
     BaseUrl::new("https://api.infobip.com").unwrap()
 }
 
-/// An `Ibsso` holding a valid session, logged in through an in-memory
-/// transport before measuring.
+/// An `Ibsso` holding a valid session.
 fn cached_session() -> Ibsso {
-    let transport = service_fn(|_: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-            br#"{"token":"d3c49f59-734a-4daf-be9a-6188b540358e"}"#,
-        ))))
-    });
-    let source = Ibsso::builder(base(), "user", "password")
-        .build(transport)
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(async { source.credential().await })
-        .unwrap();
-    source
+    common::logged_in(Ibsso::builder(base(), "user", "password"))
 }
 
 fn overhead(c: &mut Criterion) {
