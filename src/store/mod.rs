@@ -231,8 +231,7 @@ impl SealingKey {
     /// [`InvalidConfig`](ErrorKind::InvalidConfig) if the operating system
     /// has no random numbers to give.
     pub fn generate() -> Result<Self, AuthError> {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        seal::fill_random(&mut *bytes).map_err(|_| {
+        let bytes = seal::random_32().ok_or_else(|| {
             AuthError::new(
                 ErrorKind::InvalidConfig,
                 "no random numbers for a sealing key",

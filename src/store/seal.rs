@@ -18,15 +18,11 @@ use super::SharedStore;
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
 
-pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), ()> {
-    let key = chacha20poly1305::Key::try_generate().map_err(|_| ())?;
-    let mut filled = 0;
-    while filled < out.len() {
-        let n = (out.len() - filled).min(key.len());
-        out[filled..filled + n].copy_from_slice(&key[..n]);
-        filled += n;
-    }
-    Ok(())
+/// 32 bytes from the operating system's generator (`None` if it has none),
+/// wiped when dropped.
+pub(crate) fn random_32() -> Option<Zeroizing<[u8; 32]>> {
+    let key = chacha20poly1305::Key::try_generate().ok()?;
+    Some(Zeroizing::new(key.into()))
 }
 
 /// A session as read back from the store.

@@ -46,8 +46,7 @@ mod enabled {
                 return Ok(None);
             };
             config.validate()?;
-            let mut id = [0u8; 16];
-            crate::store::seal::fill_random(&mut id).map_err(|_| {
+            let id = crate::store::seal::random_32().ok_or_else(|| {
                 AuthError::new(
                     crate::ErrorKind::InvalidConfig,
                     "no random numbers for a lease holder's name",
@@ -57,7 +56,7 @@ mod enabled {
                 store: config.store.clone(),
                 name: config.name.clone(),
                 sealer: Sealer::new(config, base_url, account),
-                holder: id.iter().map(|b| format!("{b:02x}")).collect(),
+                holder: id[..16].iter().map(|b| format!("{b:02x}")).collect(),
                 timeout: config.timeout,
                 poll_interval: config.poll_interval,
                 rejected: AtomicU64::new(0),
