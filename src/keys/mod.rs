@@ -434,12 +434,13 @@ impl ApiKeys {
         path: String,
         body: Option<Bytes>,
     ) -> Result<Answer, AuthError> {
-        let mut request = Request::new(body.clone().unwrap_or_default());
+        let has_body = body.is_some();
+        let mut request = Request::new(body.unwrap_or_default());
         *request.method_mut() = method;
         *request.uri_mut() = self.base_url.join(&path)?;
         let headers = request.headers_mut();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if body.is_some() {
+        if has_body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let send = self.transport.send(request, MAX_ANSWER);
