@@ -72,6 +72,10 @@ pub enum ErrorKind {
     NotFound,
     /// Infobip refused a management request (400, 5xx or another status).
     Rejected,
+    /// A login, logout or key-management call was answered with a redirect
+    /// (3xx), or its answer came from another URL: such calls carry
+    /// secrets and never follow one. Check the base URL.
+    Redirected,
 }
 
 /// One `is_*` method per [`ErrorKind`].
@@ -222,6 +226,7 @@ impl AuthError {
                 | ErrorKind::Transport
                 | ErrorKind::InvalidResponse
                 | ErrorKind::BackingOff
+                | ErrorKind::Redirected
         )
     }
 

@@ -13,7 +13,10 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use infobip_auth::accounts::{Account, Accounts, AccountsLayer};
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{ApiKey, AuthError, Ibsso, UserSession, DEFAULT_LOGIN_RATE};
+use infobip_auth::{ApiKey, AuthError, Ibsso, UserSession};
+
+/// Logins a second Infobip allows.
+const INFOBIP_LOGIN_RATE: u32 = 10;
 use tower::{Layer, ServiceExt};
 
 /// A customer of the platform.
@@ -64,7 +67,8 @@ async fn send(
 /// logins at the rate the client keeps.
 async fn cold_start(accounts: u32, rate: Option<u32>) {
     let fake = FakeInfobip::start().await.unwrap();
-    fake.throttle_logins(rate.unwrap_or(DEFAULT_LOGIN_RATE));
+    // Without a rate of the client's, the server throttles at Infobip's 10.
+    fake.throttle_logins(rate.unwrap_or(INFOBIP_LOGIN_RATE));
     let resolutions = Arc::new(AtomicUsize::new(0));
     let service =
         AccountsLayer::new(sessions(&fake, rate, resolutions.clone())).layer(hyper_client());

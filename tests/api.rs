@@ -19,5 +19,5 @@ fn every_default_is_at_the_crate_root() {
     assert_eq!(DEFAULT_BACKOFF_INITIAL, Duration::from_secs(1));
     assert_eq!(DEFAULT_BACKOFF_MAX, Duration::from_secs(60));
     assert_eq!(DEFAULT_MAX_RESPONSE_BYTES, 16 * 1024);
-    assert_eq!(DEFAULT_LOGIN_RATE, 10);
+    assert_eq!(DEFAULT_LOGIN_RATE, 8);
 }

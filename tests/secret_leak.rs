@@ -129,6 +129,8 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
         .build(client.clone())
         .unwrap();
     fake.set_login_latency(Duration::from_secs(2));
+    // Past the login rate's spacing, so the 50 ms go to the login itself.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     errors.push(slow.credential().await.unwrap_err());
     fake.set_login_latency(Duration::ZERO);
     let kinds: Vec<_> = errors.iter().map(AuthError::kind).collect();

@@ -180,9 +180,10 @@ impl<K, R> AccountsLayer<K, R> {
         self
     }
 
-    /// How long an unused account is kept (default [`DEFAULT_ACCOUNT_IDLE`]).
+    /// How long an unused account is kept (default [`DEFAULT_ACCOUNT_IDLE`];
+    /// clamped to at most a year).
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
-        self.idle = idle;
+        self.idle = idle.min(crate::source::session::MAX_LIFETIME);
         self
     }
 

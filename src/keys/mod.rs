@@ -64,6 +64,16 @@ const KEYS_PATH: &str = "/settings/2/api-keys";
 pub const DEFAULT_KEYS_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest management response read (a list of many keys).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
+/// The longest validity [`NewApiKey::valid_for`] and
+/// [`KeyRotator::key_lifetime`] give a key: a hundred years.
+pub const MAX_KEY_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// The time `lifetime` from now, `lifetime` clamped to
+/// [`MAX_KEY_LIFETIME`], which no clock reaches the end of.
+fn valid_for(lifetime: Duration) -> SystemTime {
+    let now = SystemTime::now();
+    now.checked_add(lifetime.min(MAX_KEY_LIFETIME)).unwrap_or(now)
+}
 
 /// An API key as Infobip describes it (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,9 +165,10 @@ impl NewApiKey {
     }
 
     /// It stops working `lifetime` after it is created (measured from
-    /// when the request is built).
+    /// when the request is built). Clamped to at most
+    /// [`MAX_KEY_LIFETIME`], a hundred years.
     pub fn valid_for(mut self, lifetime: Duration) -> Self {
-        self.valid_to = Some(SystemTime::now() + lifetime);
+        self.valid_to = Some(valid_for(lifetime));
         self
     }
 

@@ -78,7 +78,8 @@ impl KeyRotator {
         self
     }
 
-    /// Each new key is valid this long from its creation.
+    /// Each new key is valid this long from its creation (clamped to at
+    /// most [`MAX_KEY_LIFETIME`](super::MAX_KEY_LIFETIME)).
     pub fn key_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = Some(lifetime);
         self
@@ -111,7 +112,7 @@ impl KeyRotator {
     pub async fn rotate(&self) -> Result<Rotation, AuthError> {
         let mut template = self.template.clone();
         if let Some(lifetime) = self.lifetime {
-            template.valid_to = Some(SystemTime::now() + lifetime);
+            template = template.valid_for(lifetime);
         }
         let created = self.keys.create(&template).await.inspect_err(|error| {
             tracing::warn!(%error, "key rotation: creating the new key failed; the old key stays");
@@ -164,9 +165,12 @@ impl KeyRotator {
     /// Reading the key's validity, or as [`rotate`](Self::rotate).
     pub async fn rotate_if_due(&self, ahead: Duration) -> Result<Option<Rotation>, AuthError> {
         let info = self.keys.get(&self.current_key_id()).await?;
-        let due = info
-            .valid_to
-            .is_some_and(|valid_to| valid_to <= SystemTime::now() + ahead);
+        // Time left, not `now + ahead`: `ahead` may be any duration.
+        let due = info.valid_to.is_some_and(|valid_to| {
+            valid_to
+                .duration_since(SystemTime::now())
+                .map_or(true, |left| left <= ahead)
+        });
         if !due {
             return Ok(None);
         }

@@ -130,6 +130,9 @@ pin_project! {
         pending: Option<Pending>,
         // A request reqwest could not take (its URI is not a URL).
         error: Option<::reqwest::Error>,
+        // For a call that carries credentials: the URL asked for, which
+        // the answer must come from.
+        asked: Option<Box<::reqwest::Url>>,
     }
 }
 
@@ -139,7 +142,16 @@ impl Future for ResponseFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         match this.pending.as_pin_mut() {
-            Some(pending) => pending.poll(cx).map_ok(http::Response::from),
+            Some(pending) => pending.poll(cx).map_ok(|response| {
+                let elsewhere = this.asked.as_deref().is_some_and(|url| url != response.url());
+                let mut response = http::Response::from(response);
+                if elsewhere {
+                    response
+                        .extensions_mut()
+                        .insert(crate::source::session::transport::AnsweredElsewhere);
+                }
+                response
+            }),
             None => Poll::Ready(Err(this
                 .error
                 .take()
@@ -164,14 +176,30 @@ impl<B: Into<::reqwest::Body>> Service<http::Request<B>> for ReqwestClient<B> {
     }
 
     fn call(&mut self, request: http::Request<B>) -> ResponseFuture {
-        match ::reqwest::Request::try_from(request) {
-            Ok(request) => ResponseFuture {
+        use crate::source::session::transport::CredentialBearing;
+        let converted = if request.extensions().get::<CredentialBearing>().is_some() {
+            // Secrets: a body reqwest cannot clone is never sent on by a
+            // 307 or 308, and the answer must come from the URL asked.
+            ::reqwest::Request::try_from(
+                request.map(|body| ::reqwest::Body::wrap(Into::<::reqwest::Body>::into(body))),
+            )
+            .map(|request| {
+                let asked = Box::new(request.url().clone());
+                (request, Some(asked))
+            })
+        } else {
+            ::reqwest::Request::try_from(request).map(|request| (request, None))
+        };
+        match converted {
+            Ok((request, asked)) => ResponseFuture {
                 pending: Some(self.client.call(request)),
                 error: None,
+                asked,
             },
             Err(error) => ResponseFuture {
                 pending: None,
                 error: Some(error),
+                asked: None,
             },
         }
     }

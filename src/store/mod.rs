@@ -84,6 +84,7 @@ use crate::secret::REDACTED;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisStore;
 pub(crate) use self::seal::Sealer;
+pub use self::seal::PREVIOUS_KEY_VALIDITY;
 
 /// How long one store call may take before the process stops waiting for
 /// it and logs in on its own.
@@ -285,7 +286,9 @@ impl SharedStore {
     }
 
     /// A key records may still be sealed with, during a change of keys:
-    /// records are opened with it too, and always sealed with the new one.
+    /// records are opened with it too, for [`PREVIOUS_KEY_VALIDITY`] (an
+    /// hour) from when the source is built, and always sealed with the new
+    /// one.
     pub fn previous_key(mut self, key: SealingKey) -> Self {
         self.previous_key = Some(key);
         self

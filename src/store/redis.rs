@@ -13,6 +13,13 @@ use crate::error::{AuthError, BoxError, ErrorKind};
 /// The prefix of every key the store writes.
 const DEFAULT_PREFIX: &str = "infobip-auth";
 
+/// Milliseconds for `PEXPIRE` or `SET PX`: at least 1, at most a year, so
+/// that Redis never refuses one half-way through a script.
+fn ttl_ms(ttl: Duration) -> u64 {
+    let year = crate::source::session::MAX_LIFETIME;
+    u64::try_from(ttl.min(year).as_millis()).unwrap_or(1).max(1)
+}
+
 /// Generations follow the server's clock in microseconds, and always grow
 /// by at least one: they keep growing across a restart that lost the
 /// counter, so an old 401 can never match a new record.
@@ -165,9 +172,7 @@ impl SessionStore for RedisStore {
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, u64> {
         let keys = [self.key(name, "session"), self.key(name, "generation")];
-        let ttl_ms = ttl.map_or(0, |t| {
-            u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
+        let ttl_ms = ttl.map_or(0, ttl_ms);
         Box::pin(async move {
             let generation: String = self
                 .run(|mut c| {
@@ -201,7 +206,7 @@ impl SessionStore for RedisStore {
         ttl: Duration,
     ) -> StoreFuture<'a, bool> {
         let key = self.key(name, "lease");
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl_ms = ttl_ms(ttl);
         Box::pin(async move {
             let taken: Option<String> = self
                 .run(|mut c| {

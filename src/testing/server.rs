@@ -69,10 +69,10 @@ struct State {
     drop_next: usize,
     fail_every: Option<(usize, StatusCode)>,
     redirects: HashMap<String, String>,
-    /// Logins per second past which a login is answered 429: a token
-    /// bucket of that many tokens, refilled at that rate, and when it was
-    /// last refilled.
-    login_throttle: Option<(f64, f64, Instant)>,
+    /// How logins past a rate are answered 429.
+    login_throttle: Option<Throttle>,
+    /// The `Retry-After` a throttled or failed-429 login carries.
+    retry_after: HeaderValue,
     // counters
     throttled: usize,
     logins: usize,
@@ -166,6 +166,7 @@ impl FakeInfobip {
             fail_every: None,
             redirects: HashMap::new(),
             login_throttle: None,
+            retry_after: HeaderValue::from_static("1"),
             throttled: 0,
             dropped: 0,
             attempts: HashMap::new(),
@@ -258,7 +259,29 @@ impl FakeInfobip {
     /// `per_second` logins, refilled at that rate.
     pub fn throttle_logins(&self, per_second: u32) {
         let rate = f64::from(per_second);
-        lock(&self.state).login_throttle = Some((rate, rate, Instant::now()));
+        lock(&self.state).login_throttle = Some(Throttle::Bucket {
+            rate,
+            tokens: rate,
+            refilled: Instant::now(),
+        });
+    }
+
+    /// Answers 429 to a login when `per_second` logins arrived in the
+    /// second before it: a limiter that counts a sliding second, the
+    /// strictest reading of "so many a second".
+    pub fn throttle_logins_sliding(&self, per_second: u32) {
+        lock(&self.state).login_throttle = Some(Throttle::Sliding {
+            limit: per_second as usize,
+            arrivals: std::collections::VecDeque::new(),
+        });
+    }
+
+    /// The `Retry-After` value 429 login answers carry from now on
+    /// (default `1`), taken as it is: a server's extreme values included.
+    pub fn set_login_retry_after(&self, value: &str) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            lock(&self.state).retry_after = value;
+        }
     }
 
     /// Logins answered 429 by [`throttle_logins`](Self::throttle_logins).
@@ -512,6 +535,56 @@ async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Option<Resp
     }
 }
 
+/// A login limiter of one of the kinds servers run.
+enum Throttle {
+    /// A bucket of `rate` tokens, refilled at that rate.
+    Bucket {
+        rate: f64,
+        tokens: f64,
+        refilled: Instant,
+    },
+    /// At most `limit` logins in any second.
+    Sliding {
+        limit: usize,
+        arrivals: std::collections::VecDeque<Instant>,
+    },
+}
+
+impl Throttle {
+    /// Whether a login arriving now is let through.
+    fn admit(&mut self) -> bool {
+        let now = Instant::now();
+        match self {
+            Self::Bucket {
+                rate,
+                tokens,
+                refilled,
+            } => {
+                *tokens = (*tokens + *rate * (now - *refilled).as_secs_f64()).min(*rate);
+                *refilled = now;
+                let admitted = *tokens >= 1.0;
+                if admitted {
+                    *tokens -= 1.0;
+                }
+                admitted
+            }
+            Self::Sliding { limit, arrivals } => {
+                while arrivals
+                    .front()
+                    .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
+                {
+                    arrivals.pop_front();
+                }
+                let admitted = arrivals.len() < *limit;
+                if admitted {
+                    arrivals.push_back(now);
+                }
+                admitted
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Login {
     Session,
@@ -543,16 +616,10 @@ async fn login(
                 failure = Some(status);
             }
         }
-        if let Some((rate, tokens, refilled)) = &mut state.login_throttle {
-            let now = Instant::now();
-            *tokens = (*tokens + *rate * (now - *refilled).as_secs_f64()).min(*rate);
-            *refilled = now;
-            if *tokens >= 1.0 {
-                *tokens -= 1.0;
-            } else if failure.is_none() {
-                failure = Some(StatusCode::TOO_MANY_REQUESTS);
-                state.throttled += 1;
-            }
+        let admitted = state.login_throttle.as_mut().is_none_or(Throttle::admit);
+        if !admitted && failure.is_none() {
+            failure = Some(StatusCode::TOO_MANY_REQUESTS);
+            state.throttled += 1;
         }
         (failure, state.login_latency)
     };
@@ -567,9 +634,8 @@ async fn login(
             r#"{"requestError":{"serviceException":{"messageId":"FAILED","text":"Injected failure"}}}"#,
         );
         if status == StatusCode::TOO_MANY_REQUESTS {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            let retry_after = lock(state).retry_after.clone();
+            response.headers_mut().insert(RETRY_AFTER, retry_after);
         }
         return response;
     }

@@ -236,9 +236,10 @@ impl IbssoBuilder {
     }
 
     /// Log in again once the session has not been used for this long
-    /// (default [`DEFAULT_IDLE_TIMEOUT`], 55 minutes).
+    /// (default [`DEFAULT_IDLE_TIMEOUT`], 55 minutes; clamped to at most a
+    /// year).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.idle_timeout = Some(timeout);
+        self.settings.idle_timeout = Some(timeout.min(crate::source::session::MAX_LIFETIME));
         self
     }
 

@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 use super::{end_session, wire};
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, ErrorKind};
-use crate::source::login_rate::LoginLimit;
+use crate::source::login_rate::{Caller, LoginLimit};
 use crate::source::session::transport::{HttpClient, ServiceTransport, Transport};
-use crate::source::session::validate_pair;
+use crate::source::session::{send_login, validate_pair};
 use crate::source::{Credential, CredentialSource, Renewing};
 use crate::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 
@@ -108,18 +108,15 @@ impl UserSession {
         );
         validate_pair("IBSSO username and password", &username, &password)?;
         let uri = base_url.join(wire::SESSION_PATH)?;
-        LoginLimit::for_base_url(&base_url, None).acquire().await;
-        let request = wire::login_request(&uri, &username, &password, false)?;
         let transport: Box<dyn Transport> = Box::new(ServiceTransport::<T, RB>::new(transport));
-        let send = transport.send(request, DEFAULT_MAX_RESPONSE_BYTES);
-        let answer = tokio::time::timeout(DEFAULT_LOGIN_TIMEOUT, send).await;
+        let limit = LoginLimit::for_base_url(&base_url, None);
+        let answer = send_login(&limit, Caller::User, DEFAULT_LOGIN_TIMEOUT, || {
+            let request = wire::login_request(&uri, &username, &password, false)?;
+            Ok(transport.send(request, DEFAULT_MAX_RESPONSE_BYTES))
+        })
+        .await;
         drop((username, password));
-        let mut answer = answer.map_err(|_| {
-            AuthError::new(
-                ErrorKind::Timeout,
-                "the user's login did not finish in time",
-            )
-        })??;
+        let mut answer = answer?;
         let credential = Credential::from_header_value(wire::login_result(&mut answer)?);
         tracing::debug!(base_url = %base_url, "a user logged in to Infobip");
         Ok(Self {

@@ -57,7 +57,8 @@ fn read_grant(answer: &Answer) -> Result<Grant, AuthError> {
             "token response is not JSON with an \"access_token\" string",
         )
     })?;
-    let expires_in = parsed.expires_in.map(Duration::from_secs);
+    let longest = crate::source::session::MAX_LIFETIME.as_secs();
+    let expires_in = parsed.expires_in.map(|e| Duration::from_secs(e.min(longest)));
     Ok(Grant {
         value: session_wire::token_header("Bearer", parsed.access_token)?,
         expires_in,

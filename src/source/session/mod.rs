@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use self::transport::{Answer, Transport};
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, ErrorKind};
-use crate::source::login_rate::LoginLimit;
+use crate::source::login_rate::{Caller, LoginLimit};
 use crate::source::Credential;
 
 /// How long one login may take.
@@ -36,6 +36,14 @@ pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// The largest login or logout response body read.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
+
+/// The longest login timeout a builder takes; a longer one is clamped.
+pub(crate) const MAX_LOGIN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// The longest backoff a builder takes; a longer one is clamped.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest lifetime a grant (or an idle timeout) is taken to have,
+/// whatever a server or a builder says: a year.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
 /// A login every request that needs it awaits: a task on the runtime, so
 /// it runs to its end (within the login timeout) whoever waits for it.
@@ -94,21 +102,25 @@ impl Settings {
 /// builder's `impl`, whose `settings` field they set.
 macro_rules! shared_builder_methods {
     () => {
-        /// How long one login (or logout) may take (default
+        /// How long one login (or logout) may take, its wait for a turn
+        /// at the login rate included (default
         /// [`DEFAULT_LOGIN_TIMEOUT`](crate::DEFAULT_LOGIN_TIMEOUT)); a
         /// slower one fails with [`Timeout`](crate::ErrorKind::Timeout).
+        /// Clamped to at most an hour.
         pub fn login_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.settings.login_timeout = timeout;
+            self.settings.login_timeout = timeout.min(crate::source::session::MAX_LOGIN_TIMEOUT);
             self
         }
 
         /// The backoff after a failed login, doubling per consecutive failure
         /// up to `max` (defaults
         /// [`DEFAULT_BACKOFF_INITIAL`](crate::DEFAULT_BACKOFF_INITIAL),
-        /// [`DEFAULT_BACKOFF_MAX`](crate::DEFAULT_BACKOFF_MAX)).
+        /// [`DEFAULT_BACKOFF_MAX`](crate::DEFAULT_BACKOFF_MAX)). Both are
+        /// clamped to at most a day.
         pub fn backoff(mut self, initial: std::time::Duration, max: std::time::Duration) -> Self {
-            self.settings.backoff_initial = initial;
-            self.settings.backoff_max = max.max(initial);
+            let bound = crate::source::session::MAX_BACKOFF;
+            self.settings.backoff_initial = initial.min(bound);
+            self.settings.backoff_max = max.max(initial).min(bound);
             self
         }
 
@@ -182,6 +194,41 @@ macro_rules! engine_backed_source {
     };
 }
 pub(crate) use engine_backed_source;
+
+/// Waits for a turn at the login rate, then sends the request `send`
+/// builds; both within `timeout`. No turn within it is
+/// [`Throttled`](ErrorKind::Throttled), no answer [`Timeout`](ErrorKind::Timeout).
+pub(crate) async fn send_login<F>(
+    limit: &LoginLimit,
+    caller: Caller,
+    timeout: Duration,
+    send: F,
+) -> Result<Answer, AuthError>
+where
+    F: FnOnce() -> Result<BoxFuture<'static, Result<Answer, AuthError>>, AuthError>,
+{
+    // Bounded: builders clamp login timeouts to MAX_LOGIN_TIMEOUT.
+    let deadline = Instant::now() + timeout;
+    tokio::time::timeout_at(deadline, limit.acquire(caller))
+        .await
+        .map_err(|_| {
+            AuthError::new(
+                ErrorKind::Throttled,
+                format!(
+                    "no turn at the login rate within the login timeout ({} ms)",
+                    timeout.as_millis()
+                ),
+            )
+        })?;
+    tokio::time::timeout_at(deadline, send()?)
+        .await
+        .map_err(|_| {
+            AuthError::new(
+                ErrorKind::Timeout,
+                format!("login did not finish within {} ms", timeout.as_millis()),
+            )
+        })?
+}
 
 /// Checks a login pair before any request is built: neither part empty,
 /// no control characters. `what` names them in the error.
@@ -284,8 +331,8 @@ struct Session {
     expires_at: u64,
     /// When to start obtaining the next one in the background, in ticks.
     refresh_at: u64,
-    /// Its generation in the shared store (0: not stored).
-    stored: u64,
+    /// Its record in the shared store, if it has been there.
+    stored: Option<shared::Stored>,
 }
 
 #[derive(Default)]
@@ -405,8 +452,8 @@ impl Engine {
             self.publish(&mut state, None)?
         };
         self.reject(session.credential.generation());
-        if let (Some(shared), stored @ 1..) = (&self.shared, session.stored) {
-            shared.forget(self, stored).await;
+        if let Some(shared) = &self.shared {
+            shared.forget(self, session.stored).await;
         }
         Some(session.credential.clone())
     }
@@ -450,18 +497,30 @@ impl Engine {
                 return SessionFuture::ready(Ok(session.credential.clone()));
             }
         }
-        if let Some(failure) = &*self.failed.load() {
-            if now < failure.until {
-                tracing::trace!("login suppressed: backing off after a failed login");
-                let error = AuthError::new(
-                    ErrorKind::BackingOff,
-                    "not logging in again yet: the last login failed",
-                )
-                .with_retry_after(Some(failure.until - now))
-                .with_source(failure.error.clone());
-                return SessionFuture::ready(Err(error));
-            }
+        if let Some(error) = self.backing_off(now) {
+            return SessionFuture::ready(Err(error));
         }
+        self.credential_locked(now)
+    }
+
+    /// The error a request gets while a failed login's backoff runs.
+    fn backing_off(&self, now: Instant) -> Option<AuthError> {
+        let failure = self.failed.load();
+        let failure = failure.as_ref().filter(|f| now < f.until)?;
+        tracing::trace!("login suppressed: backing off after a failed login");
+        let error = AuthError::new(
+            ErrorKind::BackingOff,
+            "not logging in again yet: the last login failed",
+        )
+        .with_retry_after(Some(failure.until - now))
+        .with_source(failure.error.clone());
+        Some(error)
+    }
+
+    /// The path past the lock-free checks: everything is checked again
+    /// under the lock, since a login may have ended since.
+    fn credential_locked(self: &Arc<Self>, now: Instant) -> SessionFuture {
+        let ticks = self.ticks_at(now);
         let mut state = self.lock();
         if let Some(session) = state.session.clone() {
             if self.is_live(&session, ticks) {
@@ -475,6 +534,10 @@ impl Engine {
         }
         if let Some((_, login)) = &state.login {
             return SessionFuture::login(login.clone());
+        }
+        // A failure recorded since the lock-free check.
+        if let Some(error) = self.backing_off(now) {
+            return SessionFuture::ready(Err(error));
         }
         match self.start_login(&mut state) {
             Ok(login) => SessionFuture::login(login),
@@ -555,28 +618,24 @@ impl Engine {
     }
 
     /// A new session: from the shared store if there is one, else a login;
-    /// with its generation in the store (0: not stored).
-    async fn login(&self) -> Result<(Grant, u64), AuthError> {
+    /// with its record in the store, if it has one.
+    async fn login(&self) -> Result<(Grant, Option<shared::Stored>), AuthError> {
         match &self.shared {
             Some(shared) => shared.obtain(self).await,
-            None => self.log_in().await.map(|grant| (grant, 0)),
+            None => self.log_in().await.map(|grant| (grant, None)),
         }
     }
 
     /// Sends one login request and reads its grant.
     pub(crate) async fn log_in(&self) -> Result<Grant, AuthError> {
-        self.limit.acquire().await;
-        let request = self.protocol.login_request()?;
-        let send = self
-            .transport
-            .send(request, self.settings.max_response_bytes);
         let timeout = self.settings.login_timeout;
-        let mut answer = tokio::time::timeout(timeout, send).await.map_err(|_| {
-            AuthError::new(
-                ErrorKind::Timeout,
-                format!("login did not finish within {} ms", timeout.as_millis()),
-            )
-        })??;
+        let mut answer = send_login(&self.limit, Caller::Service, timeout, || {
+            let request = self.protocol.login_request()?;
+            Ok(self
+                .transport
+                .send(request, self.settings.max_response_bytes))
+        })
+        .await?;
         self.protocol.grant(&mut answer)
     }
 
@@ -585,7 +644,7 @@ impl Engine {
     fn finish(
         &self,
         id: u64,
-        result: Result<(Grant, u64), AuthError>,
+        result: Result<(Grant, Option<shared::Stored>), AuthError>,
     ) -> Result<Credential, AuthError> {
         let mut state = self.lock();
         let current = state.login_id == id;
@@ -599,7 +658,7 @@ impl Engine {
                 let credential = Credential::from_header_value(grant.value).with_generation(id);
                 if current {
                     let at = |after: Duration| self.ticks_at(now).saturating_add(ticks(after));
-                    let expires_in = grant.expires_in.map(|e| e.max(MIN_LIFETIME));
+                    let expires_in = grant.expires_in.map(|e| e.clamp(MIN_LIFETIME, MAX_LIFETIME));
                     let lead = expires_in
                         .map(|e| e.saturating_sub(self.settings.refresh_before.min(e / 2)));
                     let session = Session {
@@ -625,7 +684,9 @@ impl Engine {
                         .backoff_initial
                         .saturating_mul(1 << doublings)
                         .min(self.settings.backoff_max)
-                        .max(error.retry_after().unwrap_or_default());
+                        .max(error.retry_after().unwrap_or_default())
+                        .min(MAX_BACKOFF);
+                    // Bounded: backoff is at most MAX_BACKOFF, a day.
                     let until = now + backoff;
                     self.failed.store(Some(Arc::new(Failure {
                         error: error.clone(),
@@ -650,8 +711,8 @@ impl Engine {
             .as_ref()
             .filter(|s| s.credential.generation() == rejected.generation())
         {
-            if let (Some(shared), stored @ 1..) = (&self.shared, session.stored) {
-                shared.reject(stored);
+            if let Some(shared) = &self.shared {
+                shared.reject(session.stored.as_ref());
             }
             tracing::debug!(
                 reason = "401",

@@ -4,22 +4,42 @@
 //! [`Shared`] has no values and the engine never asks it anything.
 
 #[cfg(feature = "session-store")]
-pub(crate) use self::enabled::Shared;
+pub(crate) use self::enabled::{Shared, Stored};
 
 #[cfg(not(feature = "session-store"))]
-pub(crate) use self::disabled::Shared;
+pub(crate) use self::disabled::{Shared, Stored};
 
 #[cfg(feature = "session-store")]
 mod enabled {
+    use std::collections::VecDeque;
     use std::fmt;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::{Duration, SystemTime};
 
     use tokio::time::Instant;
 
     use crate::error::AuthError;
-    use crate::source::session::{bump, Engine, Grant, Settings, MIN_LIFETIME};
+    use crate::source::session::{bump, Engine, Grant, Settings, MAX_LIFETIME, MIN_LIFETIME};
+    use crate::store::seal::{unix_ms, RecordId};
     use crate::store::{Sealer, SessionStore, StoreFuture};
+
+    /// How long a record without an expiry is taken, for a source without
+    /// an idle timeout: a day.
+    const MAX_RECORD_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+    /// How many records answered 401 here are remembered, to remove them
+    /// from the store when they are seen there again.
+    const REMEMBERED: usize = 8;
+
+    /// What an engine knows of the stored record its session came from or
+    /// went to.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Stored {
+        /// The generation the store gave it; `None` if a save went
+        /// unanswered (the store may or may not hold it).
+        generation: Option<u64>,
+        record: RecordId,
+    }
 
     pub(crate) struct Shared {
         store: Arc<dyn SessionStore>,
@@ -28,10 +48,17 @@ mod enabled {
         /// This engine's name on the lease: random, so that a lease is only
         /// ever given back by the process that took it.
         holder: String,
-        timeout: std::time::Duration,
-        poll_interval: std::time::Duration,
-        /// The newest stored generation answered 401 here (0: none).
-        rejected: AtomicU64,
+        timeout: Duration,
+        poll_interval: Duration,
+        /// How long a record without an expiry lives in the store.
+        record_age: Duration,
+        /// Records sealed at or before this (Unix ms) are never taken: it
+        /// moves past every credential answered 401 here, so a renewal is
+        /// always newer than what was rejected, whatever the store says.
+        floor: AtomicU64,
+        /// Ids of records answered 401 here: removed from the store when
+        /// seen there, whatever generation it gives them.
+        rejected: Mutex<VecDeque<[u8; 16]>>,
     }
 
     impl Shared {
@@ -52,28 +79,37 @@ mod enabled {
                     "no random numbers for a lease holder's name",
                 )
             })?;
+            let record_age = settings
+                .idle_timeout
+                .unwrap_or(MAX_RECORD_AGE)
+                .min(MAX_LIFETIME);
             Ok(Some(Self {
                 store: config.store.clone(),
                 name: config.name.clone(),
-                sealer: Sealer::new(config, base_url, account),
+                sealer: Sealer::new(config, base_url, account, record_age),
                 holder: id[..16].iter().map(|b| format!("{b:02x}")).collect(),
                 timeout: config.timeout,
                 poll_interval: config.poll_interval,
-                rejected: AtomicU64::new(0),
+                record_age,
+                floor: AtomicU64::new(0),
+                rejected: Mutex::new(VecDeque::new()),
             }))
         }
 
         /// A session for `engine`: the stored one, the one another process
         /// is logging in (waited for while it holds the lease), or a login
-        /// of its own. Returns the grant and its stored generation (0: not
-        /// stored).
-        pub(crate) async fn obtain(&self, engine: &Engine) -> Result<(Grant, u64), AuthError> {
+        /// of its own; with what is known of its record in the store.
+        pub(crate) async fn obtain(
+            &self,
+            engine: &Engine,
+        ) -> Result<(Grant, Option<Stored>), AuthError> {
+            // Bounded: builders clamp login timeouts to MAX_LOGIN_TIMEOUT.
             let deadline = Instant::now() + engine.settings.login_timeout;
             loop {
                 match self.stored(engine).await {
                     Ok(Some(found)) => return Ok(found),
                     Ok(None) => {}
-                    Err(Trouble) => return engine.log_in().await.map(|grant| (grant, 0)),
+                    Err(Trouble) => return engine.log_in().await.map(|grant| (grant, None)),
                 }
                 let ttl = engine.settings.login_timeout;
                 match self
@@ -82,7 +118,7 @@ mod enabled {
                 {
                     Ok(true) => return self.lead(engine).await,
                     Ok(false) => {}
-                    Err(Trouble) => return engine.log_in().await.map(|grant| (grant, 0)),
+                    Err(Trouble) => return engine.log_in().await.map(|grant| (grant, None)),
                 }
                 if Instant::now() >= deadline {
                     tracing::warn!(
@@ -98,7 +134,7 @@ mod enabled {
 
         /// Holding the lease: takes a session stored since the last look,
         /// or logs in and stores one; then gives the lease back.
-        async fn lead(&self, engine: &Engine) -> Result<(Grant, u64), AuthError> {
+        async fn lead(&self, engine: &Engine) -> Result<(Grant, Option<Stored>), AuthError> {
             let result = match self.stored(engine).await {
                 Ok(Some(found)) => Ok(found),
                 _ => self.log_in_and_save(engine).await,
@@ -110,53 +146,70 @@ mod enabled {
             result
         }
 
-        async fn log_in_and_save(&self, engine: &Engine) -> Result<(Grant, u64), AuthError> {
+        async fn log_in_and_save(
+            &self,
+            engine: &Engine,
+        ) -> Result<(Grant, Option<Stored>), AuthError> {
             let grant = engine.log_in().await?;
             let ttl = match grant.expires_in {
-                Some(expires_in) => Some(expires_in.max(MIN_LIFETIME)),
-                None => engine.settings.idle_timeout,
+                Some(expires_in) => expires_in.clamp(MIN_LIFETIME, MAX_LIFETIME),
+                None => self.record_age,
             };
-            let generation = match self.sealer.seal(&grant.value, grant.expires_in) {
-                Some(sealed) => self
-                    .call(engine, self.store.save(&self.name, &sealed, ttl))
-                    .await
-                    .unwrap_or(0),
-                None => 0,
+            let Some((sealed, record)) = self.sealer.seal(&grant.value, grant.expires_in) else {
+                return Ok((grant, None));
             };
-            tracing::debug!(store = %self.name, generation, "stored the session");
-            Ok((grant, generation))
+            // An unanswered save may still be applied: the record is then
+            // known by its id, not its generation.
+            let generation = self
+                .call(engine, self.store.save(&self.name, &sealed, Some(ttl)))
+                .await
+                .ok();
+            tracing::debug!(store = %self.name, ?generation, "stored the session");
+            Ok((grant, Some(Stored { generation, record })))
         }
 
-        /// The stored session, if there is one this process may use: not
-        /// answered 401 here, sealed for this account, not due for a
-        /// refresh. A rejected one is removed, if it is still the one stored.
-        async fn stored(&self, engine: &Engine) -> Result<Option<(Grant, u64)>, Trouble> {
-            let Some(record) = self.call(engine, self.store.load(&self.name)).await? else {
+        /// The stored session, if there is one this process may use: sealed
+        /// for this account, newer than anything answered 401 here, not due
+        /// for a refresh. One answered 401 here is removed, if it is still
+        /// the one stored.
+        async fn stored(
+            &self,
+            engine: &Engine,
+        ) -> Result<Option<(Grant, Option<Stored>)>, Trouble> {
+            let Some(found) = self.call(engine, self.store.load(&self.name)).await? else {
                 return Ok(None);
             };
-            if record.generation <= self.rejected.load(Ordering::Relaxed) {
+            let Some(opened) = self.sealer.open(&found.sealed) else {
+                tracing::debug!(
+                    store = %self.name,
+                    "the stored session does not open here (another key or account), \
+                     has expired, or is too old"
+                );
+                return Ok(None);
+            };
+            if self.was_rejected(&opened.record.id) {
                 let removed = self
-                    .call(engine, self.store.remove(&self.name, record.generation))
+                    .call(engine, self.store.remove(&self.name, found.generation))
                     .await?;
                 tracing::debug!(
                     store = %self.name,
-                    generation = record.generation,
+                    generation = found.generation,
                     removed,
-                    "the stored session was answered 401"
+                    "the stored session was answered 401 here"
                 );
                 return Ok(None);
             }
-            let Some(opened) = self.sealer.open(&record.sealed) else {
+            if opened.record.sealed_at <= self.floor.load(Ordering::Relaxed) {
                 tracing::debug!(
                     store = %self.name,
-                    "the stored session does not open here (another key or account) or has expired"
+                    "the stored session is no newer than one answered 401 here"
                 );
                 return Ok(None);
-            };
+            }
             // Due for a refresh by the engine's own rule (the refresh margin,
             // at most half the lifetime): then a new one is wanted.
             if let (Some(left), Some(lifetime)) = (opened.expires_in, opened.lifetime) {
-                let lifetime = lifetime.max(MIN_LIFETIME);
+                let lifetime = lifetime.clamp(MIN_LIFETIME, MAX_LIFETIME);
                 if left <= engine.settings.refresh_before.min(lifetime / 2) {
                     return Ok(None);
                 }
@@ -164,28 +217,66 @@ mod enabled {
             bump(&engine.stats.shared_hits);
             tracing::debug!(
                 store = %self.name,
-                generation = record.generation,
+                generation = found.generation,
                 "took the stored session"
             );
             let grant = Grant {
                 value: opened.value,
                 expires_in: opened.expires_in,
             };
-            Ok(Some((grant, record.generation)))
+            let stored = Stored {
+                generation: Some(found.generation),
+                record: opened.record,
+            };
+            Ok(Some((grant, Some(stored))))
         }
 
-        /// Notes that stored generation `generation` was answered 401: the
-        /// next login here removes it from the store, if it is still there.
-        pub(crate) fn reject(&self, generation: u64) {
-            self.rejected.fetch_max(generation, Ordering::Relaxed);
+        fn was_rejected(&self, id: &[u8; 16]) -> bool {
+            let rejected = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
+            rejected.contains(id)
         }
 
-        /// Removes stored generation `generation` now, for a logout.
-        pub(crate) async fn forget(&self, engine: &Engine, generation: u64) {
-            self.reject(generation);
-            let _ = self
-                .call(engine, self.store.remove(&self.name, generation))
-                .await;
+        /// Notes that a session was answered 401 (or logged out): from now
+        /// on only records sealed after it are taken, and its own record,
+        /// if it has one, is removed from the store when next seen there.
+        /// A session that never was in the store moves the floor to now.
+        pub(crate) fn reject(&self, stored: Option<&Stored>) {
+            let floor = match stored {
+                Some(stored) => {
+                    let mut rejected =
+                        self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
+                    if rejected.len() == REMEMBERED {
+                        rejected.pop_front();
+                    }
+                    rejected.push_back(stored.record.id);
+                    stored.record.sealed_at
+                }
+                None => unix_ms(SystemTime::now()),
+            };
+            self.floor.fetch_max(floor, Ordering::Relaxed);
+        }
+
+        /// Removes the session's record now, for a logout: by its
+        /// generation, or, if its save went unanswered, by its id.
+        pub(crate) async fn forget(&self, engine: &Engine, stored: Option<Stored>) {
+            self.reject(stored.as_ref());
+            let Some(stored) = stored else { return };
+            let generation = match stored.generation {
+                Some(generation) => Some(generation),
+                None => match self.call(engine, self.store.load(&self.name)).await {
+                    Ok(Some(found)) => self
+                        .sealer
+                        .open(&found.sealed)
+                        .filter(|opened| opened.record.id == stored.record.id)
+                        .map(|_| found.generation),
+                    _ => None,
+                },
+            };
+            if let Some(generation) = generation {
+                let _ = self
+                    .call(engine, self.store.remove(&self.name, generation))
+                    .await;
+            }
         }
 
         /// One store call, bounded by the store timeout; trouble is logged
@@ -227,20 +318,27 @@ mod disabled {
     #[derive(Debug)]
     pub(crate) enum Shared {}
 
+    /// No store: no session was ever stored.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Stored {}
+
     impl Shared {
         pub(crate) fn new(_: &Settings, _: &str, _: &str) -> Result<Option<Self>, AuthError> {
             Ok(None)
         }
 
-        pub(crate) async fn obtain(&self, _: &Engine) -> Result<(Grant, u64), AuthError> {
+        pub(crate) async fn obtain(
+            &self,
+            _: &Engine,
+        ) -> Result<(Grant, Option<Stored>), AuthError> {
             match *self {}
         }
 
-        pub(crate) fn reject(&self, _: u64) {
+        pub(crate) fn reject(&self, _: Option<&Stored>) {
             match *self {}
         }
 
-        pub(crate) async fn forget(&self, _: &Engine, _: u64) {
+        pub(crate) async fn forget(&self, _: &Engine, _: Option<Stored>) {
             match *self {}
         }
     }

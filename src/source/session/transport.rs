@@ -96,6 +96,31 @@ where
     type ResponseBody = ResB;
 }
 
+/// Marks a request that carries secrets (a login, logout or key-management
+/// call): a client of the crate's own that could follow a redirect sends
+/// its body so that it cannot be sent again ([`ReqwestClient`] does).
+///
+/// [`ReqwestClient`]: crate::reqwest::ReqwestClient
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CredentialBearing;
+
+/// Set on a response whose answer came from another URL than the one asked
+/// for: the client followed a redirect.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+pub(crate) struct AnsweredElsewhere;
+
+fn redirected(status: StatusCode) -> AuthError {
+    AuthError::new(
+        ErrorKind::Redirected,
+        format!(
+            "Infobip answered a call that carries credentials with a redirect (HTTP {}); \
+             it was not followed: check the base URL",
+            status.as_u16()
+        ),
+    )
+}
+
 pub(crate) trait Transport: Send + Sync {
     fn send(
         &self,
@@ -128,7 +153,9 @@ where
         request: Request<Bytes>,
         max_body: usize,
     ) -> BoxFuture<'static, Result<Answer, AuthError>> {
-        let call = self.service.clone().oneshot(request.map(RB::from));
+        let mut request = request.map(RB::from);
+        request.extensions_mut().insert(CredentialBearing);
+        let call = self.service.clone().oneshot(request);
         Box::pin(async move {
             let response = call.await.map_err(|e| {
                 AuthError::new(
@@ -138,6 +165,12 @@ where
                 .with_source(e)
             })?;
             let (parts, body) = response.into_parts();
+            // Whatever the client's redirect policy: a 3xx is never read,
+            // and an answer from elsewhere is never believed.
+            if parts.status.is_redirection() || parts.extensions.get::<AnsweredElsewhere>().is_some()
+            {
+                return Err(redirected(parts.status));
+            }
             let mut answer = Answer::new(parts.status, parts.headers, &[]);
             let mut body = pin!(Limited::new(body, max_body));
             while let Some(frame) = body.frame().await {

@@ -113,13 +113,20 @@ pub(crate) fn token_header(
     })
 }
 
+/// The longest `Retry-After` honoured: a server asking for more is taken
+/// to mean an hour, so that no answer can lock a source out for longer.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
+
 /// `Retry-After`: seconds, or an HTTP date (the time left until it; none
-/// if it has passed).
+/// if it has passed); at most [`MAX_RETRY_AFTER`].
 pub(crate) fn retry_after(answer: &Answer) -> Option<Duration> {
     let value = answer.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(SystemTime::now()).unwrap_or_default()
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
