@@ -43,7 +43,11 @@ async fn a_cold_start_of_1000_accounts_draws_no_429_at_200_per_second() {
     let fake = FakeInfobip::start().await.unwrap();
     fake.throttle_logins(200);
     let failed = cold_start(&fake, 1000, Some(200)).await;
-    assert_eq!(failed, fake.throttled_logins(), "only throttled logins fail");
+    assert_eq!(
+        failed,
+        fake.throttled_logins(),
+        "only throttled logins fail"
+    );
     assert_eq!(fake.logins(), 1000, "one login per account");
     assert_eq!(fake.throttled_logins(), 0);
 }

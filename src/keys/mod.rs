@@ -72,7 +72,8 @@ pub const MAX_KEY_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 *
 /// [`MAX_KEY_LIFETIME`], which no clock reaches the end of.
 fn valid_for(lifetime: Duration) -> SystemTime {
     let now = SystemTime::now();
-    now.checked_add(lifetime.min(MAX_KEY_LIFETIME)).unwrap_or(now)
+    now.checked_add(lifetime.min(MAX_KEY_LIFETIME))
+        .unwrap_or(now)
 }
 
 /// An API key as Infobip describes it (never its secret).

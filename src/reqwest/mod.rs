@@ -143,7 +143,10 @@ impl Future for ResponseFuture {
         let this = self.project();
         match this.pending.as_pin_mut() {
             Some(pending) => pending.poll(cx).map_ok(|response| {
-                let elsewhere = this.asked.as_deref().is_some_and(|url| url != response.url());
+                let elsewhere = this
+                    .asked
+                    .as_deref()
+                    .is_some_and(|url| url != response.url());
                 let mut response = http::Response::from(response);
                 if elsewhere {
                     response

@@ -1,9 +1,11 @@
 //! Sealing a session for the store: XChaCha20-Poly1305 with a random
 //! 192-bit nonce per record (safe to draw at random across a fleet), bound
 //! by its associated data to the store name, the base URL, the account, and
-//! the record's own header: a random record id and the time of sealing.
+//! the record's own header: a random record id, the id of the record it
+//! replaces (one answered 401; zeros if none), and the time of sealing.
 //!
-//! A record is `[2][id: 16][sealed at, Unix ms: 8][nonce: 24][ciphertext]`;
+//! A record is `[2][id: 16][replaces: 16][sealed at, Unix ms: 8][nonce: 24]
+//! [ciphertext]`;
 //! what is sealed is `[expires at, Unix ms: 8][lifetime, ms: 8][header
 //! value]`, all big-endian (0: no known expiry).
 //!
@@ -23,8 +25,8 @@ use crate::source::session::MAX_LIFETIME;
 
 const VERSION: u8 = 2;
 const ID_LEN: usize = 16;
-/// Version, record id, time of sealing.
-const HEADER_LEN: usize = 1 + ID_LEN + 8;
+/// Version, record id, the id it replaces, time of sealing.
+const HEADER_LEN: usize = 1 + 2 * ID_LEN + 8;
 const NONCE_LEN: usize = 24;
 /// The largest record opened: a header value is far smaller, and a store
 /// that hands back more is not given the cipher's time.
@@ -49,6 +51,8 @@ pub(crate) fn random_32() -> Option<Zeroizing<[u8; 32]>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordId {
     pub(crate) id: [u8; ID_LEN],
+    /// The record whose 401 this one's login followed (zeros: none).
+    pub(crate) replaces: [u8; ID_LEN],
     /// Unix milliseconds.
     pub(crate) sealed_at: u64,
 }
@@ -120,11 +124,13 @@ impl Sealer {
     }
 
     /// The record for `value` and its id, or `None` if no random bytes
-    /// could be drawn. `expires_in` is clamped to a year.
+    /// could be drawn. `expires_in` is clamped to a year; `replaces` names
+    /// the record answered 401 that this one's login followed.
     pub(crate) fn seal(
         &self,
         value: &HeaderValue,
         expires_in: Option<Duration>,
+        replaces: Option<[u8; ID_LEN]>,
     ) -> Option<(Vec<u8>, RecordId)> {
         let now = unix_ms(SystemTime::now());
         let expires_in = expires_in.map(|e| ms(e.min(MAX_LIFETIME)));
@@ -137,10 +143,16 @@ impl Sealer {
         let random = random_32()?;
         let mut id = [0; ID_LEN];
         id.copy_from_slice(&random[..ID_LEN]);
-        let record_id = RecordId { id, sealed_at: now };
+        let replaces = replaces.unwrap_or_default();
+        let record_id = RecordId {
+            id,
+            replaces,
+            sealed_at: now,
+        };
         let mut record = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain.len() + 16);
         record.push(VERSION);
         record.extend_from_slice(&id);
+        record.extend_from_slice(&replaces);
         record.extend_from_slice(&now.to_be_bytes());
         let nonce = XNonce::try_generate().ok()?;
         let aad = self.aad(&record);
@@ -164,9 +176,10 @@ impl Sealer {
         if header[0] != VERSION {
             return None;
         }
-        let mut id = [0; ID_LEN];
+        let (mut id, mut replaces) = ([0; ID_LEN], [0; ID_LEN]);
         id.copy_from_slice(&header[1..=ID_LEN]);
-        let sealed_at = u64::from_be_bytes(header[1 + ID_LEN..].try_into().ok()?);
+        replaces.copy_from_slice(&header[1 + ID_LEN..=2 * ID_LEN]);
+        let sealed_at = u64::from_be_bytes(header[1 + 2 * ID_LEN..].try_into().ok()?);
         let now = unix_ms(SystemTime::now());
         if sealed_at > now.saturating_add(ms(MAX_CLOCK_SKEW)) {
             return None;
@@ -206,7 +219,11 @@ impl Sealer {
         let lifetime = expires_in.map(|_| Duration::from_millis(lifetime));
         Some(Opened {
             value,
-            record: RecordId { id, sealed_at },
+            record: RecordId {
+                id,
+                replaces,
+                sealed_at,
+            },
             expires_in,
             lifetime,
         })
@@ -258,7 +275,7 @@ mod tests {
     }
 
     fn seal(sealer: &Sealer, expires_in: Option<Duration>) -> Vec<u8> {
-        sealer.seal(&token(), expires_in).unwrap().0
+        sealer.seal(&token(), expires_in, None).unwrap().0
     }
 
     fn token() -> HeaderValue {
@@ -275,6 +292,7 @@ mod tests {
         plain.extend_from_slice(token().as_bytes());
         let mut record = vec![VERSION];
         record.extend_from_slice(&[9; ID_LEN]);
+        record.extend_from_slice(&[0; ID_LEN]);
         record.extend_from_slice(&at.to_be_bytes());
         let nonce = XNonce::try_generate().unwrap();
         let aad = sealer.aad(&record);
@@ -296,17 +314,22 @@ mod tests {
     fn a_sealed_session_opens_to_the_same_sensitive_header_and_record_id() {
         let sealer = sealer("prod", 7, "alice");
         let (record, id) = sealer
-            .seal(&token(), Some(Duration::from_secs(60)))
+            .seal(&token(), Some(Duration::from_secs(60)), Some([3; ID_LEN]))
             .unwrap();
         let opened = sealer.open(&record).unwrap();
         assert_eq!(opened.value, token());
         assert!(opened.value.is_sensitive());
         assert_eq!(opened.record, id);
+        assert_eq!(opened.record.replaces, [3; ID_LEN]);
         let left = opened.expires_in.unwrap();
         assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60));
         assert_eq!(opened.lifetime, Some(Duration::from_secs(60)));
-        assert!(sealer.open(&seal(&sealer, None)).unwrap().expires_in.is_none());
-        let (_, other) = sealer.seal(&token(), None).unwrap();
+        assert!(sealer
+            .open(&seal(&sealer, None))
+            .unwrap()
+            .expires_in
+            .is_none());
+        let (_, other) = sealer.seal(&token(), None, None).unwrap();
         assert_ne!(other.id, id.id, "every record has an id of its own");
     }
 
@@ -350,7 +373,7 @@ mod tests {
     fn a_record_whose_id_or_time_of_sealing_was_changed_does_not_open() {
         let sealer = sealer("prod", 7, "alice");
         let record = seal(&sealer, None);
-        for at in [1, 5, HEADER_LEN - 1] {
+        for at in [1, 5, 1 + ID_LEN, HEADER_LEN - 1] {
             let mut changed = record.clone();
             changed[at] ^= 1;
             assert!(sealer.open(&changed).is_none(), "byte {at} of the header");
@@ -391,7 +414,7 @@ mod tests {
     fn extreme_lifetimes_seal_without_panicking_and_are_clamped() {
         let sealer = sealer("prod", 7, "alice");
         for expires_in in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::ZERO] {
-            let (record, _) = sealer.seal(&token(), Some(expires_in)).unwrap();
+            let (record, _) = sealer.seal(&token(), Some(expires_in), None).unwrap();
             if let Some(opened) = sealer.open(&record) {
                 assert!(opened.expires_in.unwrap() <= MAX_LIFETIME);
                 assert!(opened.lifetime.unwrap() <= MAX_LIFETIME);

@@ -69,7 +69,9 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
-            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .args(["--save", "", "--appendonly", "no"])
+            // `DEBUG SLEEP` from loopback: tests stall the server with it.
+            .args(["--enable-debug-command", "local", "--dir"])
             .arg(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -58,7 +58,9 @@ fn read_grant(answer: &Answer) -> Result<Grant, AuthError> {
         )
     })?;
     let longest = crate::source::session::MAX_LIFETIME.as_secs();
-    let expires_in = parsed.expires_in.map(|e| Duration::from_secs(e.min(longest)));
+    let expires_in = parsed
+        .expires_in
+        .map(|e| Duration::from_secs(e.min(longest)));
     Ok(Grant {
         value: session_wire::token_header("Bearer", parsed.access_token)?,
         expires_in,

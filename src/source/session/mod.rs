@@ -658,7 +658,9 @@ impl Engine {
                 let credential = Credential::from_header_value(grant.value).with_generation(id);
                 if current {
                     let at = |after: Duration| self.ticks_at(now).saturating_add(ticks(after));
-                    let expires_in = grant.expires_in.map(|e| e.clamp(MIN_LIFETIME, MAX_LIFETIME));
+                    let expires_in = grant
+                        .expires_in
+                        .map(|e| e.clamp(MIN_LIFETIME, MAX_LIFETIME));
                     let lead = expires_in
                         .map(|e| e.saturating_sub(self.settings.refresh_before.min(e / 2)));
                     let session = Session {

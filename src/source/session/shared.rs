@@ -53,12 +53,16 @@ mod enabled {
         /// How long a record without an expiry lives in the store.
         record_age: Duration,
         /// Records sealed at or before this (Unix ms) are never taken: it
-        /// moves past every credential answered 401 here, so a renewal is
-        /// always newer than what was rejected, whatever the store says.
+        /// moves to each 401 here (and past the rejected record), so a
+        /// renewal is newer than what was rejected and than the revocation,
+        /// whatever the store says.
         floor: AtomicU64,
         /// Ids of records answered 401 here: removed from the store when
         /// seen there, whatever generation it gives them.
         rejected: Mutex<VecDeque<[u8; 16]>>,
+        /// The record of the session answered 401 last (`None`: it had
+        /// none): its renewal by another process is taken.
+        last_rejected: Mutex<Option<[u8; 16]>>,
     }
 
     impl Shared {
@@ -93,6 +97,7 @@ mod enabled {
                 record_age,
                 floor: AtomicU64::new(0),
                 rejected: Mutex::new(VecDeque::new()),
+                last_rejected: Mutex::new(None),
             }))
         }
 
@@ -155,7 +160,9 @@ mod enabled {
                 Some(expires_in) => expires_in.clamp(MIN_LIFETIME, MAX_LIFETIME),
                 None => self.record_age,
             };
-            let Some((sealed, record)) = self.sealer.seal(&grant.value, grant.expires_in) else {
+            let replaces = self.latest_rejected();
+            let sealed = self.sealer.seal(&grant.value, grant.expires_in, replaces);
+            let Some((sealed, record)) = sealed else {
                 return Ok((grant, None));
             };
             // An unanswered save may still be applied: the record is then
@@ -199,7 +206,11 @@ mod enabled {
                 );
                 return Ok(None);
             }
-            if opened.record.sealed_at <= self.floor.load(Ordering::Relaxed) {
+            // The renewal of the record answered 401 here is taken, however
+            // late this process saw the 401; anything else only if sealed
+            // after it.
+            let renews_ours = self.latest_rejected() == Some(opened.record.replaces);
+            if !renews_ours && opened.record.sealed_at <= self.floor.load(Ordering::Relaxed) {
                 tracing::debug!(
                     store = %self.name,
                     "the stored session is no newer than one answered 401 here"
@@ -236,23 +247,36 @@ mod enabled {
             rejected.contains(id)
         }
 
+        /// The record of the session answered 401 last here, if it had one.
+        fn latest_rejected(&self) -> Option<[u8; 16]> {
+            *self
+                .last_rejected
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        }
+
         /// Notes that a session was answered 401 (or logged out): from now
-        /// on only records sealed after it are taken, and its own record,
-        /// if it has one, is removed from the store when next seen there.
-        /// A session that never was in the store moves the floor to now.
+        /// on a record is taken only if it was sealed after now, or if it
+        /// is the renewal of this session's own record (another process
+        /// logged in after the same 401). A record sealed before a
+        /// revocation died with it, and the 401 comes after the revocation,
+        /// so an unrelated record sealed before the 401 may be dead too.
+        /// The session's own record, if it has one, is removed from the
+        /// store when next seen there.
         pub(crate) fn reject(&self, stored: Option<&Stored>) {
-            let floor = match stored {
-                Some(stored) => {
-                    let mut rejected =
-                        self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
-                    if rejected.len() == REMEMBERED {
-                        rejected.pop_front();
-                    }
-                    rejected.push_back(stored.record.id);
-                    stored.record.sealed_at
+            let mut floor = unix_ms(SystemTime::now());
+            *self
+                .last_rejected
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = stored.map(|s| s.record.id);
+            if let Some(stored) = stored {
+                let mut rejected = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
+                if rejected.len() == REMEMBERED {
+                    rejected.pop_front();
                 }
-                None => unix_ms(SystemTime::now()),
-            };
+                rejected.push_back(stored.record.id);
+                floor = floor.max(stored.record.sealed_at);
+            }
             self.floor.fetch_max(floor, Ordering::Relaxed);
         }
 

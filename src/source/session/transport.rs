@@ -167,7 +167,8 @@ where
             let (parts, body) = response.into_parts();
             // Whatever the client's redirect policy: a 3xx is never read,
             // and an answer from elsewhere is never believed.
-            if parts.status.is_redirection() || parts.extensions.get::<AnsweredElsewhere>().is_some()
+            if parts.status.is_redirection()
+                || parts.extensions.get::<AnsweredElsewhere>().is_some()
             {
                 return Err(redirected(parts.status));
             }
