@@ -117,6 +117,58 @@ fn fleet_node() {
     });
 }
 
+/// A replica under continuous load, for the fault tests: after a warm-up
+/// request (`fleet-node ready <ok>`), eight loops send requests until a
+/// line arrives on stdin, then it prints `fleet-node done sent=<n>
+/// failed=<n> store_errors=<n>`.
+#[test]
+#[ignore = "a replica process, started by the fleet tests"]
+fn fleet_load_node() {
+    let env = |name: &str| std::env::var(name).expect(name);
+    let base = BaseUrl::insecure_loopback(&env("INFOBIP_AUTH_FLEET_BASE")).unwrap();
+    let redis = env("INFOBIP_AUTH_FLEET_REDIS");
+    let timeout = Duration::from_millis(env("INFOBIP_AUTH_FLEET_TIMEOUT_MS").parse().unwrap());
+    assert_eq!(env(NODE_ENV), "1");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let session = replica_session(base.clone(), &redis, timeout);
+        let service = AuthLayer::new(base, session.clone()).layer(hyper_client());
+        println!("fleet-node ready {}", ok(&service).await);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let load: Vec<_> = (0..8)
+            .map(|_| {
+                let (service, stop) = (service.clone(), stop.clone());
+                let (sent, failed) = (sent.clone(), failed.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        if !ok(&service).await {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+        })
+        .await
+        .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        for task in load {
+            task.await.unwrap();
+        }
+        println!(
+            "fleet-node done sent={} failed={} store_errors={}",
+            sent.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+            session.stats().store_errors
+        );
+    });
+}
+
 struct Node {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -125,14 +177,19 @@ struct Node {
 
 impl Node {
     fn start(fake: &FakeInfobip, redis: &RedisServer, requests: usize, timeout_ms: u64) -> Self {
+        Self::start_as("fleet_node", fake, redis, requests, timeout_ms)
+    }
+
+    /// A replica running the test function `node`.
+    fn start_as(
+        node: &str,
+        fake: &FakeInfobip,
+        redis: &RedisServer,
+        requests: usize,
+        timeout_ms: u64,
+    ) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "fleet_node",
-                "--nocapture",
-                "--quiet",
-            ])
+            .args(["--ignored", "--exact", node, "--nocapture", "--quiet"])
             .env(NODE_ENV, "1")
             .env("INFOBIP_AUTH_FLEET_BASE", fake.base_url().as_str())
             .env("INFOBIP_AUTH_FLEET_REDIS", redis.url())
@@ -354,6 +411,78 @@ async fn redis_killed_mid_run_fails_no_request_and_once_restarted_shares_again()
     }
     assert!(sent.load(Ordering::Relaxed) > 0);
     assert_eq!(failed.load(Ordering::Relaxed), 0, "no request failed");
+}
+
+/// Redis stalls (`DEBUG SLEEP`) for longer than the store timeout while a
+/// lease holder logs in: its save is given up here but applied by Redis
+/// when it wakes, and the other replicas log in on their own meanwhile.
+/// Revocations after that, under load across four processes, fail no
+/// request: no replica takes the record saved before a revocation as its
+/// renewal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_stall_while_a_lease_is_held_then_revocations_fail_no_request() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let redis = RedisServer::start().unwrap();
+    let mut nodes: Vec<Node> = (0..4)
+        .map(|_| Node::start_as("fleet_load_node", &fake, &redis, 0, 10_000))
+        .collect();
+    nodes = blocking(move || {
+        for node in &nodes {
+            assert_eq!(node.report(), "ready true", "the warm-up request succeeded");
+        }
+        nodes
+    })
+    .await;
+
+    // The next login takes 300 ms; the moment a replica holds the lease,
+    // Redis sleeps for 1.5 s, three times the store timeout.
+    fake.set_login_latency(Duration::from_millis(300));
+    let mut c = redis_connection(&redis).await;
+    // A connection that waits out the sleep it asks for.
+    let mut sleeper = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
+        .await
+        .unwrap();
+    let lease = format!("infobip-auth:{{{NAME}}}:lease");
+    let saved = stored_generation(&redis, NAME).await;
+    fake.revoke_sessions();
+    let leased = async {
+        while !c.exists::<_, bool>(&lease).await.unwrap() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), leased)
+        .await
+        .expect("a replica took the lease");
+    let () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("1.5")
+        .query_async(&mut sleeper)
+        .await
+        .unwrap();
+    fake.set_login_latency(Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_stall = stored_generation(&redis, NAME).await;
+    assert!(
+        after_stall.is_some() && after_stall != saved,
+        "the save made during the stall was applied"
+    );
+
+    for _ in 0..3 {
+        fake.revoke_sessions();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    for node in &mut nodes {
+        node.go();
+    }
+    let reports = blocking(move || nodes.iter().map(Node::report).collect::<Vec<_>>()).await;
+    let sum = |field| reports.iter().map(|r| Node::field(r, field)).sum::<usize>();
+    assert!(sum("sent") > 0);
+    assert!(sum("store_errors") > 0, "the stall was seen: {reports:?}");
+    assert_eq!(sum("failed"), 0, "no request failed: {reports:?}");
 }
 
 #[tokio::test]
