@@ -81,7 +81,7 @@ pub(crate) fn parse(text: &str) -> Option<SystemTime> {
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
         - offset_minutes * 60;
     let seconds = u64::try_from(seconds).ok()?;
-    Some(UNIX_EPOCH + Duration::new(seconds, nanos))
+    UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
 }
 
 /// Formats as Infobip writes timestamps: `2026-12-01T22:12:55.000+0000`.

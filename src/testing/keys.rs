@@ -129,6 +129,7 @@ impl Keys {
                     allowed_ips: strings(body.get("allowedIPs")).unwrap_or_default(),
                     valid_from: valid_from.unwrap_or_else(SystemTime::now),
                     valid_to: Some(valid_to.unwrap_or_else(|| {
+                        // Bounded: a constant year.
                         SystemTime::now() + std::time::Duration::from_secs(365 * 86_400)
                     })),
                     permissions: strings(body.get("permissions"))

@@ -84,6 +84,7 @@ impl RedisServer {
                 )
             })?;
         self.child = Some(child);
+        // Bounded: a constant ten seconds.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.answers() {

@@ -241,9 +241,9 @@ impl FakeInfobip {
     }
 
     /// Sets the lifetime of OAuth access tokens issued from now on (default
-    /// [`OAUTH_TOKEN_LIFETIME`]).
+    /// [`OAUTH_TOKEN_LIFETIME`]), at most a year.
     pub fn set_oauth_token_lifetime(&self, lifetime: Duration) {
-        lock(&self.state).oauth_lifetime = lifetime;
+        lock(&self.state).oauth_lifetime = lifetime.min(Duration::from_secs(366 * 86_400));
     }
 
     /// Answers the next `n` logins with `status` (a 429 carries
@@ -677,6 +677,7 @@ async fn login(
         }
         Login::OAuth => {
             let lifetime = state.oauth_lifetime;
+            // Bounded: the setter clamps the lifetime to a year.
             state
                 .oauth_tokens
                 .insert(token.clone(), Instant::now() + lifetime);

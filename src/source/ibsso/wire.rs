@@ -149,6 +149,7 @@ mod tests {
     #[test]
     fn retry_after_as_an_http_date_is_honoured() {
         let mut throttled = answer(429, b"");
+        // Bounded: a constant half minute.
         let at = std::time::SystemTime::now() + Duration::from_secs(30);
         let date = httpdate::fmt_http_date(at);
         throttled

@@ -900,6 +900,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_request_that_passed_the_backoff_check_before_the_failure_does_not_log_in_again() {
+        let engine = engine(StatusCode::SERVICE_UNAVAILABLE, None);
+        // The lock-free check of a request that arrives while the login is
+        // still failing: no backoff recorded yet.
+        let now = Instant::now();
+        assert!(engine.backing_off(now).is_none());
+        // The login fails and records its backoff ...
+        assert!(engine.credential().await.unwrap_err().is_login_failed());
+        // ... before that request reaches the lock.
+        let error = engine.credential_locked(now).await.unwrap_err();
+        assert!(error.is_backing_off(), "{error:?}");
+        let stats = engine.stats();
+        assert_eq!((stats.logins, stats.failed_logins), (1, 1), "one login");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn requests_past_the_refresh_time_take_the_lock_once_between_them() {
         let engine = engine(StatusCode::OK, Some(Duration::from_secs(120)));
         engine.credential().await.unwrap();
