@@ -1,14 +1,16 @@
 //! Redirects to another origin never carry credentials, whichever way
-//! tower-http's `FollowRedirectLayer` and `AuthLayer` are stacked.
+//! tower-http's `FollowRedirectLayer` and `AuthLayer` are stacked, and a
+//! login or token request answered with a redirect is refused, whatever
+//! the client's redirect policy.
 
 mod common;
 
 use bytes::Bytes;
-use common::hyper_client;
+use common::{authed, hyper_client, ibsso, send, sms};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{ApiKey, AuthLayer, ResolvePathsLayer};
+use infobip_auth::{ApiKey, AuthError, AuthLayer, ErrorKind, OAuth2, ResolvePathsLayer};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::follow_redirect::FollowRedirectLayer;
 
@@ -122,4 +124,99 @@ async fn path_only_uri_is_followed_with_follow_redirect_inside() {
         .layer(FollowRedirectLayer::new())
         .service(hyper_client());
     path_only_redirect_is_followed(&infobip, &elsewhere, stack).await;
+}
+
+/// A fake Infobip whose `path` answers `307` to the same path on another
+/// fake origin, which must never hear from us.
+async fn credential_call_redirected(path: &str) -> (FakeInfobip, FakeInfobip) {
+    let infobip = FakeInfobip::start().await.unwrap();
+    let elsewhere = FakeInfobip::start().await.unwrap();
+    infobip.redirect(path, &elsewhere.uri(path).to_string());
+    (infobip, elsewhere)
+}
+
+fn assert_refused_and_kept_home(
+    result: Result<(StatusCode, Bytes), AuthError>,
+    elsewhere: &FakeInfobip,
+) {
+    let error = result.expect_err("a redirected login is an error");
+    assert_eq!(error.kind(), ErrorKind::Redirected, "{error}");
+    assert_eq!(elsewhere.logins(), 0, "no login elsewhere");
+    assert_eq!(elsewhere.connections(), 0, "the other origin heard nothing");
+}
+
+#[tokio::test]
+async fn a_session_login_redirected_elsewhere_is_refused_through_hyper_util() {
+    let (infobip, elsewhere) = credential_call_redirected("/auth/1/session").await;
+    let client = hyper_client();
+    let service = authed(&infobip, ibsso(&infobip, &client));
+    assert_refused_and_kept_home(send(&service, sms("{}")).await, &elsewhere);
+    assert_eq!(
+        infobip.accepted(),
+        0,
+        "nothing was sent without credentials"
+    );
+}
+
+/// tower-http's `FollowRedirect` around the login client: the login is a
+/// body it cannot clone, so the 307 comes back and is refused.
+#[tokio::test]
+async fn a_session_login_redirected_elsewhere_is_refused_through_follow_redirect() {
+    let (infobip, elsewhere) = credential_call_redirected("/auth/1/session").await;
+    let client = ServiceBuilder::new()
+        .layer(FollowRedirectLayer::new())
+        .service(hyper_client());
+    let source = common::ibsso_builder(&infobip).build(client).unwrap();
+    let service = authed(&infobip, source);
+    assert_refused_and_kept_home(send(&service, sms("{}")).await, &elsewhere);
+}
+
+#[tokio::test]
+async fn a_token_request_redirected_elsewhere_is_refused_through_hyper_util() {
+    let (infobip, elsewhere) = credential_call_redirected("/auth/1/oauth2/token").await;
+    let source = OAuth2::builder(
+        infobip.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .build(hyper_client())
+    .unwrap();
+    let service = authed(&infobip, source);
+    assert_refused_and_kept_home(send(&service, sms("{}")).await, &elsewhere);
+}
+
+/// reqwest's default policy follows a 307 and sends the body again when
+/// it can clone it: the crate's client hands it one it cannot.
+#[cfg(feature = "reqwest")]
+mod through_reqwest {
+    use super::*;
+    use infobip_auth::reqwest::ReqwestClient;
+
+    fn client() -> ReqwestClient<Bytes> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest's default redirect policy: up to 10 hops.
+        ReqwestClient::new(reqwest::Client::new())
+    }
+
+    #[tokio::test]
+    async fn a_session_login_redirected_elsewhere_is_refused() {
+        let (infobip, elsewhere) = credential_call_redirected("/auth/1/session").await;
+        let source = common::ibsso_builder(&infobip).build(client()).unwrap();
+        let service = authed(&infobip, source);
+        assert_refused_and_kept_home(send(&service, sms("{}")).await, &elsewhere);
+    }
+
+    #[tokio::test]
+    async fn a_token_request_redirected_elsewhere_is_refused() {
+        let (infobip, elsewhere) = credential_call_redirected("/auth/1/oauth2/token").await;
+        let source = OAuth2::builder(
+            infobip.base_url(),
+            FakeInfobip::USERNAME,
+            FakeInfobip::PASSWORD,
+        )
+        .build(client())
+        .unwrap();
+        let service = authed(&infobip, source);
+        assert_refused_and_kept_home(send(&service, sms("{}")).await, &elsewhere);
+    }
 }
