@@ -119,6 +119,8 @@ struct ReadmeDoctests;
 pub mod accounts;
 mod base_url;
 mod error;
+#[cfg(test)]
+mod extreme_values;
 mod future;
 #[cfg(feature = "api-keys")]
 #[cfg_attr(docsrs, doc(cfg(feature = "api-keys")))]

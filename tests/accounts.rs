@@ -279,3 +279,17 @@ async fn each_account_is_scoped_to_its_origin_and_keeps_a_callers_header() {
     assert_eq!(two.authorizations()[1].as_ref().unwrap(), "App callers-own");
     assert!(one.authorizations().is_empty());
 }
+
+#[tokio::test]
+async fn an_idle_timeout_of_duration_max_is_clamped_and_serves() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let resolutions = Arc::new(AtomicUsize::new(0));
+    let service = AccountsLayer::new(sessions(&fake, None, resolutions.clone()))
+        .idle_timeout(Duration::MAX)
+        .layer(hyper_client());
+    for _ in 0..3 {
+        let status = send(&service, Some(Customer(1))).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(resolutions.load(Ordering::SeqCst), 1, "kept");
+}

@@ -11,7 +11,7 @@ use common::{hyper_client, send, sms, HyperClient};
 use http::StatusCode;
 use infobip_auth::keys::{ApiKeyUpdate, ApiKeys, CreatedApiKey, KeyRotator, NewApiKey};
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{ApiKey, AuthLayer, AuthService, Basic, Rotating};
+use infobip_auth::{ApiKey, AuthLayer, AuthService, Basic, ErrorKind, Rotating};
 use tower::Layer;
 
 fn admin(fake: &FakeInfobip) -> ApiKeys {
@@ -339,4 +339,153 @@ async fn rotates_ahead_of_valid_to_only_when_due() {
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn dot_segment_ids_are_refused_and_nothing_is_sent() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    for id in [".", "..", "...", ""] {
+        let error = keys.get(id).await.unwrap_err();
+        assert!(error.is_invalid_config(), "{id:?}: {error}");
+        let error = keys.disable(id).await.unwrap_err();
+        assert!(error.is_invalid_config(), "{id:?}: {error}");
+        let update = ApiKeyUpdate::new().name("x");
+        assert!(keys
+            .update(id, &update)
+            .await
+            .unwrap_err()
+            .is_invalid_config());
+    }
+    assert_eq!(fake.connections(), 0, "nothing reached the server");
+    assert_eq!(fake.key_changes(), 0);
+    // A dot inside an id is fine.
+    assert!(keys.get("key.1").await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn a_create_answer_that_cannot_be_read_names_the_key_and_disables_it() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    fake.answer_next_creation_with_secret(serde_json::json!(12345));
+    let error = keys.create(&NewApiKey::new("lost")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{error}");
+    let listed = keys.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let created = &listed[0];
+    assert!(error.to_string().contains(&created.id), "{error}");
+    assert!(error.to_string().contains("disabled"), "{error}");
+    assert!(!created.enabled, "a key nobody can use is disabled");
+}
+
+#[tokio::test]
+async fn a_new_secret_that_is_not_a_valid_key_is_disabled_named_and_the_old_key_stays() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let UnderRotation {
+        keys,
+        first,
+        source,
+        rotator,
+    } = under_rotation(&fake, NewApiKey::new("sms"), Duration::ZERO).await;
+    let service = AuthLayer::new(fake.base_url(), source).layer(hyper_client());
+    fake.answer_next_creation_with_secret(serde_json::json!("two words"));
+    let error = rotator.rotate().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{error}");
+    let new = keys
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.id != first.info.id)
+        .expect("the key was created");
+    assert!(error.to_string().contains(&new.id), "{error}");
+    assert!(!new.enabled, "disabled");
+    assert!(
+        !error.to_string().contains("two words"),
+        "no secret: {error}"
+    );
+    assert_eq!(rotator.current_key_id(), first.info.id);
+    assert!(keys.get(&first.info.id).await.unwrap().enabled);
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+}
+
+/// Two rotations at once: the second starts from the key the first left,
+/// so the key the source ends on is the one left enabled.
+#[tokio::test]
+async fn concurrent_rotations_run_one_after_the_other() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let UnderRotation {
+        keys,
+        first,
+        source,
+        rotator,
+    } = under_rotation(&fake, NewApiKey::new("sms"), Duration::from_millis(400)).await;
+    let service = AuthLayer::new(fake.base_url(), source).layer(hyper_client());
+    // Inside the first rotation's grace period, the second has made no key.
+    let during_grace = async {
+        while rotator.current_key_id() == first.info.id {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        keys.list().await.unwrap().len()
+    };
+    let (a, b, keys_during_grace) = tokio::join!(rotator.rotate(), rotator.rotate(), during_grace);
+    assert_eq!(keys_during_grace, 2, "the second rotation waited its turn");
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (earlier, later) = if a.old_key_id == first.info.id {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(earlier.old_key_id, first.info.id);
+    assert_eq!(later.old_key_id, earlier.new_key_id, "one after the other");
+    assert_eq!(rotator.current_key_id(), later.new_key_id);
+    let enabled: Vec<_> = keys
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.enabled)
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(enabled, vec![later.new_key_id.clone()]);
+    assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+}
+
+/// Two due checks at once rotate once: the second sees the new key.
+#[tokio::test]
+async fn concurrent_due_checks_rotate_once() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let first_key = NewApiKey::new("sms").valid_for(Duration::from_secs(3600));
+    let UnderRotation { keys, rotator, .. } =
+        under_rotation(&fake, first_key, Duration::ZERO).await;
+    let rotator = rotator.key_lifetime(Duration::from_secs(90 * 86_400));
+    let ahead = Duration::from_secs(2 * 3600);
+    let (a, b) = tokio::join!(rotator.rotate_if_due(ahead), rotator.rotate_if_due(ahead));
+    let rotations = [a.unwrap(), b.unwrap()];
+    assert_eq!(rotations.iter().flatten().count(), 1, "one rotation");
+    assert_eq!(keys.list().await.unwrap().len(), 2, "one new key");
+}
+
+/// Durations at their extremes are clamped, never a panic.
+#[tokio::test]
+async fn extreme_durations_are_clamped() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let keys = admin(&fake);
+    let created = keys
+        .create(&NewApiKey::new("long").valid_for(Duration::MAX))
+        .await
+        .unwrap();
+    let left = created
+        .info
+        .valid_to
+        .unwrap()
+        .duration_since(SystemTime::now())
+        .unwrap();
+    assert!(left <= infobip_auth::keys::MAX_KEY_LIFETIME);
+    let UnderRotation { rotator, .. } =
+        under_rotation(&fake, NewApiKey::new("sms"), Duration::ZERO).await;
+    let rotator = rotator.key_lifetime(Duration::MAX);
+    let rotation = rotator.rotate_if_due(Duration::MAX).await.unwrap();
+    assert!(rotation.is_some(), "every key is due within forever");
 }

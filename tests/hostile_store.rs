@@ -384,3 +384,43 @@ async fn an_oversized_record_is_a_miss_not_a_failed_request() {
     let hits: u64 = replicas.iter().map(|r| r.session.stats().shared_hits).sum();
     assert_eq!(hits, 0, "the oversized record was never taken");
 }
+
+/// Every duration a builder takes, at `Duration::MAX`: clamped, so the
+/// replicas still share one login and serve, and a failed login backs off
+/// for at most a day.
+#[tokio::test]
+async fn settings_at_duration_max_are_clamped_and_still_serve() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let store = Store::default();
+    let build = |name: &str, password: &str| {
+        let shared = SharedStore::new(store.clone(), name, SealingKey::new([7; 32]))
+            .timeout(Duration::MAX)
+            .poll_interval(Duration::MAX);
+        let session = Ibsso::builder(fake.base_url(), FakeInfobip::USERNAME, password)
+            .bind_to_client_ip(false)
+            .login_timeout(Duration::MAX)
+            .backoff(Duration::MAX, Duration::MAX)
+            .idle_timeout(Duration::MAX)
+            .shared_store(shared)
+            .build(hyper_client())
+            .unwrap();
+        AuthLayer::new(fake.base_url(), session).layer(hyper_client())
+    };
+    let fleet = || build("extreme", FakeInfobip::PASSWORD);
+    for replica in [fleet(), fleet()] {
+        assert!(ok(&replica).await);
+    }
+    assert_eq!(fake.logins(), 1, "one login, shared");
+
+    // A store name of its own: the fleet's record would serve it otherwise.
+    let wrong = build("extreme-wrong", "wrong-password");
+    let error = send(&wrong, sms("{}")).await.unwrap_err();
+    assert!(
+        error.is_bad_credentials() || error.is_backing_off(),
+        "{error}"
+    );
+    let error = send(&wrong, sms("{}")).await.unwrap_err();
+    assert!(error.is_backing_off(), "{error}");
+    let day = Duration::from_secs(86_400);
+    assert!(error.retry_after().is_some_and(|wait| wait <= day));
+}

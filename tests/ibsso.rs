@@ -465,6 +465,36 @@ async fn throttled_login_honours_retry_after() {
     assert_eq!(fake.logins(), 1);
 }
 
+/// A server's `Retry-After` at its extremes: seconds beyond `u64`, a
+/// millennium, an HTTP date centuries ahead. None panics, none locks the
+/// source out for more than an hour, and no login is tried inside it.
+#[tokio::test]
+async fn an_extreme_retry_after_is_capped_at_an_hour_and_honoured() {
+    const HOUR: Duration = Duration::from_secs(3600);
+    for value in [
+        "18446744073709551615",
+        "99999999999999999999999",
+        "1000000000000",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let fake = FakeInfobip::start().await.unwrap();
+        fake.set_login_retry_after(value);
+        let service = authed(&fake, without_backoff(&fake));
+        fake.fail_next_logins(1, StatusCode::TOO_MANY_REQUESTS);
+        let error = send(&service, sms("{}")).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Throttled, "{value}: {error:?}");
+        assert_eq!(error.retry_after(), Some(HOUR), "{value}");
+        let error = send(&service, sms("{}")).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::BackingOff, "{value}: {error:?}");
+        assert!(error.retry_after().is_some_and(|w| w <= HOUR), "{value}");
+        assert_eq!(fake.logins(), 1, "{value}: no login inside the wait");
+        // An hour on, the source logs in again.
+        common::advance_clock(HOUR + Duration::from_secs(1)).await;
+        assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
+        assert_eq!(fake.logins(), 2, "{value}");
+    }
+}
+
 #[tokio::test]
 async fn login_timeout_is_a_typed_error() {
     let fake = FakeInfobip::start().await.unwrap();

@@ -301,6 +301,12 @@ struct CreatedWire {
     api_key_secret: ApiKeySecret,
 }
 
+/// The id of a create answer that could not be read in full.
+#[derive(Deserialize)]
+struct CreatedId {
+    id: String,
+}
+
 impl<'de> Deserialize<'de> for ApiKeySecret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // The string moves into the wiped buffer: no other copy is kept.
@@ -323,7 +329,7 @@ impl<'de> Deserialize<'de> for ApiKeySecret {
 /// - [`Rejected`](ErrorKind::Rejected): another error status (400 for a
 ///   request Infobip refuses, 5xx);
 /// - [`InvalidConfig`](ErrorKind::InvalidConfig): a key id that cannot be
-///   a path segment;
+///   a path segment (`.` and `..` among them); nothing is sent;
 /// - [`Timeout`](ErrorKind::Timeout), [`Transport`](ErrorKind::Transport),
 ///   [`InvalidResponse`](ErrorKind::InvalidResponse) as for a login.
 ///
@@ -362,14 +368,29 @@ impl ApiKeys {
     ///
     /// # Errors
     ///
-    /// See [`Errors`](ApiKeys#errors).
+    /// See [`Errors`](ApiKeys#errors). If Infobip's answer cannot be read
+    /// after the key was made, its secret is lost: the key is disabled, and
+    /// the error ([`InvalidResponse`](ErrorKind::InvalidResponse)) names it
+    /// and says whether disabling it worked.
     pub async fn create(&self, key: &NewApiKey) -> Result<CreatedApiKey, AuthError> {
         let mut answer = self
             .send(Method::POST, KEYS_PATH.to_owned(), json(key)?)
             .await?;
         let parsed = serde_json::from_slice::<CreatedWire>(&answer.body);
+        let wire = match parsed {
+            Ok(wire) => wire,
+            Err(error) => {
+                // The key exists, but its secret is lost with this answer.
+                let id = serde_json::from_slice::<CreatedId>(&answer.body);
+                answer.wipe();
+                let error = invalid("create", &error);
+                return Err(match id {
+                    Ok(CreatedId { id }) => self.abandon(&id, error).await,
+                    Err(_) => error,
+                });
+            }
+        };
         answer.wipe();
-        let wire = parsed.map_err(|e| invalid("create", &e))?;
         let info = ApiKeyInfo {
             id: wire.id,
             name: wire.name,
@@ -383,6 +404,29 @@ impl ApiKeys {
         let secret = wire.api_key_secret;
         tracing::info!(key = %info.id, name = %info.name, "created an API key");
         Ok(CreatedApiKey { info, secret })
+    }
+
+    /// The error for key `id`, created but of no use (its secret unread or
+    /// invalid): `error`, naming the key and whether it was disabled.
+    pub(crate) async fn abandon(&self, id: &str, error: AuthError) -> AuthError {
+        if key_path(id).is_err() {
+            return AuthError::new(
+                error.kind(),
+                format!(
+                    "an API key was created under an id that cannot be a path segment, and \
+                     cannot be used: disable it in the Infobip portal: {error}"
+                ),
+            );
+        }
+        let outcome = match self.disable(id).await {
+            Ok(_) => "it was disabled".to_owned(),
+            Err(disabling) => format!("disabling it failed ({disabling}): disable it yourself"),
+        };
+        tracing::error!(key = %id, %error, %outcome, "created an API key that cannot be used");
+        AuthError::new(
+            error.kind(),
+            format!("API key {id} was created but cannot be used, and {outcome}: {error}"),
+        )
     }
 
     /// Every key of the account (`GET /settings/2/api-keys`).
@@ -496,15 +540,17 @@ fn json<T: Serialize>(value: &T) -> Result<Option<Bytes>, AuthError> {
 }
 
 fn key_path(id: &str) -> Result<String, AuthError> {
-    let valid = !id.is_empty()
-        && id.len() <= 200
+    // Dots alone are a path's `.` and `..`: a normalising proxy would send
+    // the request to another resource.
+    let valid = id.len() <= 200
+        && id.bytes().any(|b| b != b'.')
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
     if !valid {
         return Err(AuthError::new(
             ErrorKind::InvalidConfig,
-            "an API key id must be letters, digits, '-', '_', '.' or '~'",
+            "an API key id must be letters, digits, '-', '_', '.' or '~', and not dots alone",
         ));
     }
     Ok(format!("{KEYS_PATH}/{id}"))

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::{ApiKeys, NewApiKey};
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorKind};
 use crate::source::RotationHandle;
 
 /// How long the old key keeps working after the switch, for requests
@@ -48,6 +48,8 @@ pub struct KeyRotator {
     grace: Duration,
     retire_backoff: Duration,
     current: Mutex<String>,
+    /// Held for a whole rotation: a second one waits for the first to end.
+    rotating: tokio::sync::Mutex<()>,
 }
 
 impl KeyRotator {
@@ -68,6 +70,7 @@ impl KeyRotator {
             grace: DEFAULT_ROTATION_GRACE,
             retire_backoff: RETIRE_BACKOFF,
             current: Mutex::new(current_key_id.into()),
+            rotating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -103,13 +106,21 @@ impl KeyRotator {
     /// Creates a key, switches the source to it, waits the grace period and
     /// disables the old key. Returns once the old key is disabled or every
     /// attempt failed (reported in [`Rotation::disable_error`]); spawn it to
-    /// go on meanwhile.
+    /// go on meanwhile. Rotations of one rotator run one at a time: a
+    /// second call waits for the first to end, then rotates from the key
+    /// the first left.
     ///
     /// # Errors
     ///
     /// The creation's error (see [`ApiKeys`]#errors); the source then keeps
-    /// the old key.
+    /// the old key. A new key whose secret is not a valid key is disabled,
+    /// and the error names it.
     pub async fn rotate(&self) -> Result<Rotation, AuthError> {
+        let _turn = self.rotating.lock().await;
+        self.rotate_now().await
+    }
+
+    async fn rotate_now(&self) -> Result<Rotation, AuthError> {
         let mut template = self.template.clone();
         if let Some(lifetime) = self.lifetime {
             template = template.valid_for(lifetime);
@@ -117,8 +128,18 @@ impl KeyRotator {
         let created = self.keys.create(&template).await.inspect_err(|error| {
             tracing::warn!(%error, "key rotation: creating the new key failed; the old key stays");
         })?;
-        self.handle.rotate(created.secret.api_key()?);
         let new_key_id = created.info.id.clone();
+        let key = match created.secret.api_key() {
+            Ok(key) => key,
+            Err(error) => {
+                let error = AuthError::new(
+                    ErrorKind::InvalidResponse,
+                    format!("Infobip gave the new key a secret that is not a valid key ({error})"),
+                );
+                return Err(self.keys.abandon(&new_key_id, error).await);
+            }
+        };
+        self.handle.rotate(key);
         let old_key_id = std::mem::replace(
             &mut *self
                 .current
@@ -164,8 +185,11 @@ impl KeyRotator {
     ///
     /// Reading the key's validity, or as [`rotate`](Self::rotate).
     pub async fn rotate_if_due(&self, ahead: Duration) -> Result<Option<Rotation>, AuthError> {
+        // Checked in turn: after another rotation, it is the new key's due.
+        let _turn = self.rotating.lock().await;
         let info = self.keys.get(&self.current_key_id()).await?;
-        // Time left, not `now + ahead`: `ahead` may be any duration.
+        // The time left, compared with `ahead`: no sum, `ahead` may be any
+        // duration.
         let due = info.valid_to.is_some_and(|valid_to| {
             valid_to
                 .duration_since(SystemTime::now())
@@ -175,7 +199,7 @@ impl KeyRotator {
             return Ok(None);
         }
         tracing::info!(key = %info.id, "key rotation: the key expires soon");
-        self.rotate().await.map(Some)
+        self.rotate_now().await.map(Some)
     }
 }
 

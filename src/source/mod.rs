@@ -49,7 +49,7 @@ mod api_key;
 mod basic;
 pub(crate) mod ibsso;
 pub(crate) mod login_rate;
-mod oauth2;
+pub(crate) mod oauth2;
 mod rotating;
 pub(crate) mod session;
 

@@ -91,6 +91,8 @@ pub use self::seal::PREVIOUS_KEY_VALIDITY;
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a process that waits for another's login looks for its result.
 pub const DEFAULT_STORE_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// The longest store timeout and poll interval: a minute.
+const MAX_STORE_WAIT: Duration = Duration::from_secs(60);
 
 /// What a store call returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send + 'a>>;
@@ -296,15 +298,17 @@ impl SharedStore {
 
     /// How long one store call may take (default
     /// [`DEFAULT_STORE_TIMEOUT`]); a slower one counts as a store error.
+    /// Clamped to at most a minute.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_STORE_WAIT);
         self
     }
 
     /// How often a process waiting for another's login polls the store
-    /// (default [`DEFAULT_STORE_POLL_INTERVAL`]).
+    /// (default [`DEFAULT_STORE_POLL_INTERVAL`]). Clamped to between 1 ms
+    /// and a minute; the wait never outlasts the login timeout.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval.max(Duration::from_millis(1));
+        self.poll_interval = interval.clamp(Duration::from_millis(1), MAX_STORE_WAIT);
         self
     }
 

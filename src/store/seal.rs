@@ -216,7 +216,7 @@ impl Sealer {
             )),
         };
         let value = header_value(value)?;
-        let lifetime = expires_in.map(|_| Duration::from_millis(lifetime));
+        let lifetime = expires_in.map(|_| Duration::from_millis(lifetime).min(MAX_LIFETIME));
         Some(Opened {
             value,
             record: RecordId {
@@ -286,7 +286,7 @@ mod tests {
     /// again, as a replica whose clock reads `at` would have sealed it.
     fn sealed_at(sealer: &Sealer, at: u64, expires_in: Option<Duration>) -> Vec<u8> {
         let mut plain = Vec::new();
-        let expires_at = expires_in.map_or(0, |e| at + ms(e));
+        let expires_at = expires_in.map_or(0, |e| at.saturating_add(ms(e)).max(1));
         plain.extend_from_slice(&expires_at.to_be_bytes());
         plain.extend_from_slice(&expires_in.map_or(0, ms).to_be_bytes());
         plain.extend_from_slice(token().as_bytes());
@@ -444,5 +444,77 @@ mod tests {
         let sealer = sealer("prod", 7, "alice");
         let record = sealed_at(&sealer, now_ms() - 20_000, Some(Duration::from_secs(10)));
         assert!(sealer.open(&record).is_none());
+    }
+
+    mod extreme_values {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::extreme_values::lifetime;
+
+        fn sealed_at_times() -> impl Strategy<Value = u64> {
+            let now = now_ms();
+            prop_oneof![
+                Just(0),
+                Just(u64::MAX),
+                any::<u64>(),
+                // Bounded: around now, a year either side.
+                now - 366 * 86_400_000..now + 366 * 86_400_000,
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_lifetime_seals_and_opens_at_most_a_year(expires_in in lifetime()) {
+                let sealer = sealer("prod", 7, "alice");
+                let (record, id) = sealer.seal(&token(), expires_in, None).unwrap();
+                let opened = sealer.open(&record);
+                if let Some(opened) = opened {
+                    prop_assert_eq!(opened.record.id, id.id);
+                    prop_assert!(opened.expires_in.is_none_or(|e| e <= MAX_LIFETIME));
+                    prop_assert!(opened.lifetime.is_none_or(|e| e <= MAX_LIFETIME));
+                } else {
+                    prop_assert!(expires_in.is_some_and(|e| e.as_millis() == 0), "only an instant expiry is a miss");
+                }
+            }
+
+            #[test]
+            fn a_record_sealed_at_any_time_opens_only_within_its_bounds(
+                at in sealed_at_times(),
+                expires_in in lifetime(),
+            ) {
+                let sealer = sealer("prod", 7, "alice");
+                let expires_in = expires_in.map(|e| e.min(MAX_LIFETIME));
+                let record = sealed_at(&sealer, at, expires_in);
+                let now = now_ms();
+                if let Some(opened) = sealer.open(&record) {
+                    prop_assert!(at <= now.saturating_add(ms(MAX_CLOCK_SKEW)), "not from the future");
+                    match opened.expires_in {
+                        Some(left) => prop_assert!(left <= MAX_LIFETIME),
+                        None => prop_assert!(now.saturating_sub(at) < ms(HOUR), "young enough"),
+                    }
+                }
+            }
+
+            #[test]
+            fn any_bytes_are_a_miss_not_a_panic(
+                versioned in any::<bool>(),
+                mut bytes in prop::collection::vec(any::<u8>(), 0..HEADER_LEN + NONCE_LEN + 80),
+            ) {
+                if versioned && !bytes.is_empty() {
+                    bytes[0] = VERSION;
+                }
+                prop_assert!(sealer("prod", 7, "alice").open(&bytes).is_none());
+            }
+
+            #[test]
+            fn a_record_changed_anywhere_is_a_miss(at in any::<prop::sample::Index>(), bit in 0u8..8) {
+                let sealer = sealer("prod", 7, "alice");
+                let mut record = seal(&sealer, None);
+                let at = at.index(record.len());
+                record[at] ^= 1 << bit;
+                prop_assert!(sealer.open(&record).is_none());
+            }
+        }
     }
 }

@@ -55,6 +55,8 @@ pub(super) struct Keys {
     pub(super) limit: Option<usize>,
     pub(super) fail_changes: Vec<StatusCode>,
     pub(super) fail_updates: Vec<StatusCode>,
+    /// What the next create answers give as `apiKeySecret`.
+    pub(super) created_secrets: Vec<Value>,
     next: u64,
 }
 
@@ -139,7 +141,11 @@ impl Keys {
                 };
                 self.changes += 1;
                 let mut answer = key.to_json();
-                answer["apiKeySecret"] = Value::String(key.secret.clone());
+                answer["apiKeySecret"] = if self.created_secrets.is_empty() {
+                    Value::String(key.secret.clone())
+                } else {
+                    self.created_secrets.remove(0)
+                };
                 self.keys.push(key);
                 (StatusCode::OK, answer.to_string())
             }

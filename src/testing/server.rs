@@ -311,6 +311,13 @@ impl FakeInfobip {
             .extend(std::iter::repeat_n(status, n));
     }
 
+    /// Answers the next key creation with `secret` as its `apiKeySecret`
+    /// (any JSON: a number, `null`, a string no header can carry); the key
+    /// is created and enabled all the same.
+    pub fn answer_next_creation_with_secret(&self, secret: serde_json::Value) {
+        lock(&self.state).managed.created_secrets.push(secret);
+    }
+
     /// Key creations and updates made through `/settings/2/api-keys`.
     pub fn key_changes(&self) -> usize {
         lock(&self.state).managed.changes

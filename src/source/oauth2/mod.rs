@@ -25,7 +25,7 @@
 //! # }
 //! ```
 
-mod wire;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::sync::Arc;

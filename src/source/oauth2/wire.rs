@@ -20,7 +20,23 @@ pub(super) const TOKEN_PATH: &str = "/auth/1/oauth2/token";
 struct TokenAnswer<'a> {
     #[serde(borrow)]
     access_token: Cow<'a, str>,
-    expires_in: Option<u64>,
+    /// Whatever the server wrote: read by [`lifetime`], never trusted.
+    expires_in: Option<serde_json::Value>,
+}
+
+/// `expires_in` as a lifetime: a number of seconds (or a string holding
+/// one), fractions kept, negative as 0, at most `MAX_LIFETIME`; `None` when
+/// it is no number at all (the token is then renewed on its first 401).
+fn lifetime(expires_in: &serde_json::Value) -> Option<Duration> {
+    let seconds = match expires_in {
+        serde_json::Value::String(text) => text.trim().parse::<f64>().ok()?,
+        other => other.as_f64()?,
+    };
+    let longest = crate::source::session::MAX_LIFETIME.as_secs_f64();
+    // `is_finite` first: NaN or infinity would make `from_secs_f64` panic.
+    seconds
+        .is_finite()
+        .then(|| Duration::from_secs_f64(seconds.clamp(0.0, longest)))
 }
 
 /// `POST /auth/1/oauth2/token`, form-encoded, credentials in the body (never
@@ -41,7 +57,7 @@ pub(super) fn token_request(uri: &Uri, client_id: &str, client_secret: &str) -> 
 
 /// The `Bearer <token>` grant in a token answer, or the error it means.
 /// The answer's body is wiped once read.
-pub(super) fn token_grant(answer: &mut Answer) -> Result<Grant, AuthError> {
+pub(crate) fn token_grant(answer: &mut Answer) -> Result<Grant, AuthError> {
     let result = read_grant(answer);
     answer.wipe();
     result
@@ -57,10 +73,7 @@ fn read_grant(answer: &Answer) -> Result<Grant, AuthError> {
             "token response is not JSON with an \"access_token\" string",
         )
     })?;
-    let longest = crate::source::session::MAX_LIFETIME.as_secs();
-    let expires_in = parsed
-        .expires_in
-        .map(|e| Duration::from_secs(e.min(longest)));
+    let expires_in = parsed.expires_in.as_ref().and_then(lifetime);
     Ok(Grant {
         value: session_wire::token_header("Bearer", parsed.access_token)?,
         expires_in,
@@ -106,6 +119,25 @@ mod tests {
         assert_eq!(grant.expires_in, Some(Duration::from_secs(7200)));
         // The answer held the token: wiped once read.
         assert!(answer.body.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn expires_in_of_any_shape_is_read_and_clamped() {
+        let year = crate::source::session::MAX_LIFETIME;
+        for (raw, expected) in [
+            ("3599.5", Some(Duration::from_millis(3_599_500))),
+            ("\"7200\"", Some(Duration::from_secs(7200))),
+            ("-5", Some(Duration::ZERO)),
+            ("18446744073709551615", Some(year)),
+            ("1e300", Some(year)),
+            ("\"NaN\"", None),
+            ("null", None),
+        ] {
+            let body = format!(r#"{{"access_token":"abc","expires_in":{raw}}}"#);
+            let mut answer = Answer::new(StatusCode::OK, HeaderMap::new(), body.as_bytes());
+            let grant = token_grant(&mut answer).unwrap();
+            assert_eq!(grant.expires_in, expected, "{raw}");
+        }
     }
 
     #[test]

@@ -832,6 +832,7 @@ mod tests {
     struct Probe {
         home: Home,
         status: StatusCode,
+        headers: http::HeaderMap,
         expires_in: Option<Duration>,
     }
 
@@ -843,7 +844,7 @@ mod tests {
 
         fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError> {
             if answer.status != StatusCode::OK {
-                return Err(AuthError::new(ErrorKind::LoginFailed, "login failed"));
+                return Err(wire::failure(answer));
             }
             Ok(Grant {
                 value: HeaderValue::from_static("IBSSO token"),
@@ -863,17 +864,28 @@ mod tests {
             _: usize,
         ) -> BoxFuture<'static, Result<Answer, AuthError>> {
             assert_unlocked(&self.home);
-            let answer = Answer::new(self.status, http::HeaderMap::new(), b"");
+            let answer = Answer::new(self.status, self.headers.clone(), b"");
             Box::pin(std::future::ready(Ok(answer)))
         }
     }
 
     fn engine(status: StatusCode, expires_in: Option<Duration>) -> Arc<Engine> {
+        answering(status, http::HeaderMap::new(), expires_in)
+    }
+
+    /// An engine whose every login is answered `status` with `headers`,
+    /// granting a session of `expires_in` when the status is 200.
+    fn answering(
+        status: StatusCode,
+        headers: http::HeaderMap,
+        expires_in: Option<Duration>,
+    ) -> Arc<Engine> {
         let home = Home::default();
         let probe = || {
             Box::new(Probe {
                 home: home.clone(),
                 status,
+                headers: headers.clone(),
                 expires_in,
             })
         };
@@ -946,5 +958,71 @@ mod tests {
             "refreshed"
         );
         assert_eq!(engine.stats().refreshes, 1);
+    }
+
+    mod extreme_values {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::extreme_values::{lifetime, retry_after};
+        use crate::source::session::wire::MAX_RETRY_AFTER;
+
+        fn run(test: impl std::future::Future<Output = ()>) {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap()
+                .block_on(test);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Whatever a login answer says about time, the engine neither
+            /// panics nor waits past its bounds: a failure backs off for at
+            /// most a day, a session lives at most `MAX_LIFETIME`, and no
+            /// login is repeated inside either.
+            #[test]
+            fn extreme_answers_are_clamped_and_never_panic(
+                status in prop::sample::select(vec![200u16, 401, 429, 503]),
+                wait in retry_after(),
+                expires_in in lifetime(),
+            ) {
+                let mut headers = http::HeaderMap::new();
+                if let Ok(value) = HeaderValue::from_str(&wait) {
+                    headers.insert(http::header::RETRY_AFTER, value);
+                }
+                let status = StatusCode::from_u16(status).unwrap();
+                run(async move {
+                    let engine = answering(status, headers, expires_in);
+                    let logins = || engine.stats().logins;
+                    let expected = match engine.credential().await {
+                        Ok(_) if expires_in.is_none() => 1,
+                        Ok(first) => {
+                            let again = engine.credential().await.unwrap();
+                            // A grant of no lifetime still serves a while.
+                            assert_eq!(again.header_value(), first.header_value());
+                            assert_eq!(logins(), 1, "the session is live");
+                            tokio::time::advance(MAX_LIFETIME + Duration::from_secs(1)).await;
+                            2
+                        }
+                        Err(error) => {
+                            assert!(error.retry_after().is_none_or(|w| w <= MAX_RETRY_AFTER));
+                            let again = engine.credential().await.unwrap_err();
+                            assert_eq!(again.kind(), ErrorKind::BackingOff, "{again:?}");
+                            assert!(again.retry_after().is_none_or(|w| w <= MAX_BACKOFF));
+                            assert_eq!(logins(), 1, "no login inside the backoff");
+                            tokio::time::advance(MAX_BACKOFF + Duration::from_secs(1)).await;
+                            2
+                        }
+                    };
+                    // Past every bound, the next request logs in again (a
+                    // session with no expiry stays until its 401).
+                    let _ = engine.credential().await;
+                    assert_eq!(logins(), expected, "not locked out");
+                });
+            }
+        }
     }
 }

@@ -133,7 +133,8 @@ mod enabled {
                     );
                     return self.log_in_and_save(engine).await;
                 }
-                tokio::time::sleep(self.poll_interval).await;
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(self.poll_interval.min(left)).await;
             }
         }
 

@@ -123,6 +123,8 @@ pub(crate) fn retry_after(answer: &Answer) -> Option<Duration> {
     let value = answer.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let wait = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
+        // More seconds than a u64 holds: the longest wait.
+        Err(_) if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() => MAX_RETRY_AFTER,
         Err(_) => {
             let at = httpdate::parse_http_date(value).ok()?;
             at.duration_since(SystemTime::now()).unwrap_or_default()
