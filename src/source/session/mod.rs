@@ -126,9 +126,10 @@ macro_rules! shared_builder_methods {
 
         /// Logins per second to this source's base URL, for every source of
         /// the process that logs in there (default
-        /// [`DEFAULT_LOGIN_RATE`](crate::DEFAULT_LOGIN_RATE), 10, about
-        /// Infobip's own limit); further logins queue for their turn. The
-        /// last source built with a rate sets it for all.
+        /// [`DEFAULT_LOGIN_RATE`](crate::DEFAULT_LOGIN_RATE), 8, below
+        /// Infobip's own 10); further logins queue for their turn, inside
+        /// the login timeout. The last source built with a rate sets it for
+        /// all; 0 counts as 1.
         pub fn login_rate(mut self, per_second: u32) -> Self {
             self.settings.login_rate = Some(per_second);
             self
