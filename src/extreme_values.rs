@@ -1,9 +1,7 @@
 //! Property tests: values from outside the process at their extremes
 //! (`u64::MAX`, 0, negative, fractions, far-future dates, text) never
-//! panic a parser, and every result is typed or clamped. The strategies
-//! serve the engine's and the sealer's own property tests too.
-
-use std::time::{Duration, UNIX_EPOCH};
+//! panic a parser, and every result is typed or clamped. The engine's and
+//! the sealer's own property tests are beside them, on the same strategies.
 
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -14,34 +12,7 @@ use crate::source::oauth2::wire::token_grant;
 use crate::source::session::transport::Answer;
 use crate::source::session::wire::{self, MAX_RETRY_AFTER};
 use crate::source::session::MAX_LIFETIME;
-
-/// The last second of the year 9999, as Unix seconds.
-pub(crate) const YEAR_9999: u64 = 253_402_300_799;
-
-/// `Retry-After` texts: seconds up to `u64::MAX` and beyond, negative,
-/// fractional, HTTP dates past and future, and any visible text.
-pub(crate) fn retry_after() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<u64>().prop_map(|n| n.to_string()),
-        Just(u64::MAX.to_string()),
-        Just("0".to_owned()),
-        Just("99999999999999999999999".to_owned()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        any::<f64>().prop_map(|n| n.to_string()),
-        (0..=YEAR_9999).prop_map(|s| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(s))),
-        "[ -~]{0,40}",
-    ]
-}
-
-/// Lifetimes as a grant or a record may carry them.
-pub(crate) fn lifetime() -> impl Strategy<Value = Option<Duration>> {
-    prop_oneof![
-        Just(None),
-        Just(Some(Duration::MAX)),
-        Just(Some(Duration::ZERO)),
-        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Some(Duration::new(s, n))),
-    ]
-}
+use crate::strategies::retry_after;
 
 /// `expires_in` as JSON: integers of both signs, floats, numbers beyond
 /// `f64`, strings of numbers (`NaN` and `inf` among them), and others.
@@ -116,7 +87,7 @@ mod timestamps {
 
     use proptest::prelude::*;
 
-    use super::YEAR_9999;
+    use crate::strategies::YEAR_9999;
     use crate::timestamp::{format, parse};
 
     proptest! {

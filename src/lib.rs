@@ -137,6 +137,8 @@ pub mod source;
 #[cfg(feature = "session-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "session-store")))]
 pub mod store;
+#[cfg(test)]
+mod strategies;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;

@@ -450,7 +450,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::extreme_values::lifetime;
+        use crate::strategies::lifetime;
 
         fn sealed_at_times() -> impl Strategy<Value = u64> {
             let now = now_ms();

@@ -965,8 +965,8 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::extreme_values::{lifetime, retry_after};
         use crate::source::session::wire::MAX_RETRY_AFTER;
+        use crate::strategies::{lifetime, retry_after};
 
         fn run(test: impl std::future::Future<Output = ()>) {
             tokio::runtime::Builder::new_current_thread()
