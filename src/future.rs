@@ -6,19 +6,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
-use bytes::Buf;
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 use tower::Service;
 
 use crate::error::{AuthError, BoxError, ErrorKind};
+use crate::protocol::{self, Drain, Shared};
 use crate::replay::ReplaySkipped;
-use crate::service::Shared;
 use crate::source::{Credential, CredentialSource, KeepsBody};
 
 /// What is needed to send a request a second time: a copy of its head
@@ -80,16 +77,6 @@ impl<S, C, B> Retry<S, C, B> {
     }
 }
 
-/// The most of a 401 body read before the request is replayed, so that the
-/// connection can carry the replay (HTTP/1.1) or needs no stream reset
-/// (HTTP/2). Every frame counts as at least one byte, so a stream of empty
-/// frames ends too. The rest of a larger body is dropped unread.
-pub(crate) const DRAIN_LIMIT: usize = 64 * 1024;
-
-/// The longest a 401 body is read for: a server that stalls or trickles
-/// cannot hold the request (or its connection) longer.
-pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
-
 pin_project! {
     /// The response future of [`AuthService`](crate::AuthService); `B` is
     /// the request body type.
@@ -113,7 +100,7 @@ pin_project! {
         Failed { error: Option<AuthError> },
         First { #[pin] future: S::Future, retry: Option<Retry<S, C, B>> },
         // Boxed: the response is large and only a 401's is kept.
-        Draining { response: Pin<Box<S::Response>>, deadline: Pin<Box<Sleep>>, drained: usize, retry: Option<Retry<S, C, B>> },
+        Draining { drain: Pin<Box<Drain<S::Response>>>, retry: Option<Retry<S, C, B>> },
         Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
         // Boxed: the inner service (a client) is large, and only a replay
         // needs a copy of it.
@@ -159,27 +146,8 @@ where
                         _ => return Poll::Ready(Ok(response)),
                     }
                 }
-                StateProj::Draining {
-                    response,
-                    deadline,
-                    drained,
-                    retry,
-                } => {
-                    while *drained <= DRAIN_LIMIT && !response.is_end_stream() {
-                        let Poll::Ready(frame) = response.as_mut().poll_frame(cx) else {
-                            if deadline.as_mut().poll(cx).is_ready() {
-                                break;
-                            }
-                            return Poll::Pending;
-                        };
-                        match frame {
-                            Some(Ok(frame)) => {
-                                *drained += frame.data_ref().map_or(0, Buf::remaining).max(1);
-                            }
-                            // An error or the end: nothing more to read.
-                            _ => break,
-                        }
-                    }
+                StateProj::Draining { drain, retry } => {
+                    ready!(drain.as_mut().poll(cx));
                     Self::renewing(take(retry))
                 }
                 StateProj::Renewing { credential, retry } => {
@@ -217,12 +185,7 @@ where
                     credential,
                 } => {
                     let response = ready!(future.poll(cx)).map_err(AuthError::inner)?;
-                    if response.status() == StatusCode::UNAUTHORIZED {
-                        // Sent once more is enough: the request ends here,
-                        // but the next one logs in instead of being sent
-                        // with a credential known to be dead.
-                        shared.source.on_unauthorized(credential);
-                    }
+                    protocol::replay_answered(&shared.source, credential, response.status());
                     return Poll::Ready(Ok(response));
                 }
             };
@@ -286,20 +249,15 @@ where
         retry: Retry<S, C, B>,
         mut response: Response<RB>,
     ) -> Result<State<S, C, B>, Response<RB>> {
-        let source = &retry.shared.source;
-        source.on_unauthorized(&retry.stamped);
-        let replayed = retry.body.as_ref().is_some_and(C::Kind::start_replay);
-        source.on_replay(replayed);
-        if !replayed {
+        let replayable = retry.body.as_ref().is_some_and(C::Kind::start_replay);
+        if !protocol::first_unauthorized(&retry.shared.source, &retry.stamped, replayable) {
             response
                 .extensions_mut()
                 .insert(ReplaySkipped::BodyOverLimit);
             return Err(response);
         }
         Ok(State::Draining {
-            response: Box::pin(response),
-            deadline: Box::pin(tokio::time::sleep(DRAIN_TIMEOUT)),
-            drained: 0,
+            drain: Box::pin(Drain::new(response)),
             retry: Some(retry),
         })
     }

@@ -5,21 +5,9 @@ use std::sync::Arc;
 use tower::Layer;
 
 use crate::base_url::BaseUrl;
-use crate::error::AuthError;
-use crate::replay::DEFAULT_REPLAY_LIMIT;
+use crate::protocol::Config;
 use crate::service::AuthService;
 use crate::source::CredentialSource;
-
-/// What every [`AuthService`] built from one layer shares.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) base_url: BaseUrl,
-    pub(crate) override_existing: bool,
-    pub(crate) replay_limit: usize,
-    /// The source logs in at another base URL: what every request that
-    /// would be stamped fails with.
-    pub(crate) mismatch: Option<AuthError>,
-}
 
 /// Stamps `Authorization` from a [`CredentialSource`] on every request to the
 /// configured [`BaseUrl`].
@@ -85,16 +73,8 @@ impl<C> AuthLayer<C> {
     where
         C: CredentialSource,
     {
-        let mismatch = base_url_mismatch(&base_url, &source);
-        Self {
-            source,
-            config: Arc::new(Config {
-                base_url,
-                override_existing: false,
-                replay_limit: DEFAULT_REPLAY_LIMIT,
-                mismatch,
-            }),
-        }
+        let config = Arc::new(Config::new(base_url, &source));
+        Self { source, config }
     }
 
     /// Replace an `Authorization` header the caller set (default: keep it,
@@ -105,7 +85,7 @@ impl<C> AuthLayer<C> {
     }
 
     /// How many body bytes are kept so that a request answered 401 can be
-    /// replayed (default [`DEFAULT_REPLAY_LIMIT`], 64 KiB). Only renewing
+    /// replayed (default [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT), 64 KiB). Only renewing
     /// sources keep anything.
     pub fn replay_limit(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.config).replay_limit = bytes;
@@ -128,17 +108,4 @@ where
     fn layer(&self, inner: S) -> Self::Service {
         AuthService::from_parts(inner, self.source.clone(), (*self.config).clone())
     }
-}
-
-/// The error every request a layer (or middleware) would stamp fails with
-/// when `source` logs in at another base URL than `base_url`.
-pub(crate) fn base_url_mismatch<C: CredentialSource>(
-    base_url: &BaseUrl,
-    source: &C,
-) -> Option<AuthError> {
-    let theirs = source.base_url().filter(|theirs| *theirs != base_url)?;
-    Some(AuthError::invalid_base_url(format!(
-        "the credential source logs in at {theirs} but the layer stamps requests \
-         to {base_url}: build both from the same BaseUrl"
-    )))
 }

@@ -126,6 +126,7 @@ mod future;
 #[cfg_attr(docsrs, doc(cfg(feature = "api-keys")))]
 pub mod keys;
 mod layer;
+mod protocol;
 mod replay;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]

@@ -37,15 +37,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
-use http::header::{Entry, AUTHORIZATION};
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use tower::Service;
 
 use crate::base_url::{BaseUrl, Origin};
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::future::{ResponseFuture, Retry};
-use crate::layer::Config;
+use crate::protocol::{self, Config, Shared};
 use crate::source::{Credential, CredentialSource, KeepsBody};
 
 enum Pending<F> {
@@ -83,29 +82,17 @@ pub struct AuthService<S, C: CredentialSource> {
     pending: Pending<C::Future>,
 }
 
-/// What the clones of one service, and the requests they may replay,
-/// share: one reference count to take per request that may be replayed.
-pub(crate) struct Shared<S, C> {
-    pub(crate) source: C,
-    pub(crate) config: Config,
-    /// A pristine clone of the inner service: a replay clones it then,
-    /// instead of every request cloning the inner service up front.
-    pub(crate) replay_service: Mutex<S>,
-}
-
 impl<S, C: CredentialSource> AuthService<S, C> {
     /// Wraps `inner`, stamping credentials from `source` on requests to
     /// `base_url`. [`AuthLayer`](crate::AuthLayer) offers more options.
     pub fn new(inner: S, base_url: BaseUrl, source: C) -> Self
     where
         S: Clone,
-        C: Clone,
     {
-        tower::Layer::layer(&crate::AuthLayer::new(base_url, source), inner)
+        let config = Config::new(base_url, &source);
+        Self::from_parts(inner, source, config)
     }
-}
 
-impl<S, C: CredentialSource> AuthService<S, C> {
     pub(crate) fn from_parts(inner: S, source: C, config: Config) -> Self
     where
         S: Clone,
@@ -210,19 +197,15 @@ where
                 "AuthService::call was called before poll_ready returned Ready",
             ));
         };
-        let base_url = &self.shared.config.base_url;
-        if !base_url.resolve_path_only(request.uri_mut())
-            && base_url.origin_of(request.uri()) == Origin::Other
+        let config = &self.shared.config;
+        if !config.base_url.resolve_path_only(request.uri_mut())
+            && config.base_url.origin_of(request.uri()) == Origin::Other
+            || config.callers_own(request.headers())
         {
             return ResponseFuture::first(self.inner.call(request), None);
         }
-        let replace = self.shared.config.override_existing;
         let credential = match resolved {
             Ok(credential) => credential,
-            // The caller's own `Authorization` needs nothing from the source.
-            Err(_) if !replace && request.headers().contains_key(AUTHORIZATION) => {
-                return ResponseFuture::first(self.inner.call(request), None)
-            }
             Err(error) => return self.fail_unsent(error),
         };
         // A static source hands its value over; a renewing one keeps the
@@ -232,15 +215,13 @@ where
         } else {
             (credential.into_header_value(), None)
         };
-        let ours_sent = match stamp(request.headers_mut(), value, replace) {
-            Ok(ours_sent) => ours_sent,
-            Err(error) => return self.fail_unsent(error),
-        };
-        // Not renewing, or the caller's own `Authorization` is sent.
-        let Some(credential) = credential.filter(|_| ours_sent) else {
+        if let Err(error) = protocol::stamp(request.headers_mut(), value) {
+            return self.fail_unsent(error);
+        }
+        let Some(credential) = credential else {
             return ResponseFuture::first(self.inner.call(request), None);
         };
-        if self.shared.source.is_rejected(&credential) {
+        if protocol::must_hold(&self.shared.source, &credential) {
             self.release_readiness();
             let retry = Retry::held(self.shared.clone(), credential, request);
             return ResponseFuture::held(retry);
@@ -271,48 +252,4 @@ impl<S: Clone, C: CredentialSource> AuthService<S, C> {
         self.release_readiness();
         ResponseFuture::failed(error)
     }
-}
-
-/// Sets `Authorization` to `value`. Unless `replace`, a value the caller
-/// set is kept and ours dropped. Returns whether ours is the one sent.
-pub(crate) fn stamp(
-    headers: &mut HeaderMap,
-    value: HeaderValue,
-    replace: bool,
-) -> Result<bool, AuthError> {
-    if replace {
-        headers
-            .try_insert(AUTHORIZATION, value)
-            .map_err(|_| too_many_headers())?;
-        return Ok(true);
-    }
-    // Appending to an absent name is a plain insert: one probe, where a
-    // lookup followed by an insert (or the entry API) costs more.
-    let had_one = headers
-        .try_append(AUTHORIZATION, value)
-        .map_err(|_| too_many_headers())?;
-    if had_one {
-        // Rare: take ours (the last value) back out, keeping the caller's
-        // values in their order.
-        let Ok(Entry::Occupied(entry)) = headers.try_entry(AUTHORIZATION) else {
-            return Err(too_many_headers());
-        };
-        let mut values: Vec<HeaderValue> = entry.remove_entry_mult().1.collect();
-        values.pop();
-        for value in values {
-            headers
-                .try_append(AUTHORIZATION, value)
-                .map_err(|_| too_many_headers())?;
-        }
-    }
-    Ok(!had_one)
-}
-
-/// `HeaderMap` holds at most 32,768 fields; a request at that limit cannot
-/// take one more.
-fn too_many_headers() -> AuthError {
-    AuthError::new(
-        ErrorKind::Request,
-        "the request has too many headers to add Authorization",
-    )
 }

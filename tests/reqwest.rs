@@ -319,33 +319,141 @@ async fn the_middleware_marks_the_value_sensitive() {
     assert_eq!(*seen.lock().unwrap(), Some(true));
 }
 
-/// A streaming body cannot be copied for a replay: its 401 comes back
-/// marked, and the session is still renewed for the next request.
+/// A reqwest streaming body of `total` bytes in chunks of `size`, one
+/// chunk per poll, and the bytes it yields.
+fn streaming_body(total: usize, size: usize) -> (reqwest::Body, Bytes) {
+    let all: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+    let chunks: Vec<Bytes> = all.chunks(size).map(Bytes::copy_from_slice).collect();
+    let frames = futures_util::StreamExt::then(futures_util::stream::iter(chunks), |chunk| async {
+        tokio::task::yield_now().await;
+        Ok::<_, std::io::Error>(http_body::Frame::data(chunk))
+    });
+    let body = reqwest::Body::wrap(http_body_util::StreamBody::new(frames));
+    (body, Bytes::from(all))
+}
+
+/// A chain on a session, warmed up: one login done.
+async fn warm_chain(fake: &FakeInfobip, limit: usize) -> (ClientWithMiddleware, Ibsso) {
+    let client = reqwest_for(fake);
+    let source = session_via(fake, &client);
+    let chain = reqwest_middleware::ClientBuilder::new(client)
+        .with(AuthMiddleware::new(fake.base_url(), source.clone()).replay_limit(limit))
+        .build();
+    let warm = chain.get(sms_url(fake)).send().await.unwrap();
+    assert_eq!(warm.status(), StatusCode::OK);
+    (chain, source)
+}
+
+/// The server answers 401 after reading 5 bytes of a streamed upload: the
+/// middleware kept what was sent, and the replay sends every byte, once,
+/// in order.
 #[tokio::test]
-async fn a_streaming_body_gets_its_401_back_marked() {
+async fn the_middleware_replays_a_streaming_body_byte_exactly_after_an_early_401() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let (chain, source) = warm_chain(&fake, infobip_auth::DEFAULT_REPLAY_LIMIT).await;
+    let (body, whole) = streaming_body(48 * 1024, 4096);
+    fake.revoke_sessions();
+    fake.reject_early(1, 5);
+    let response = chain.post(sms_url(&fake)).body(body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.extensions().get::<ReplaySkipped>().is_none());
+    let accepted = fake.accepted_requests();
+    assert_eq!(
+        accepted.last().unwrap().body,
+        whole,
+        "every byte, once, in order"
+    );
+    assert_eq!(fake.rejected(), 1);
+    assert_eq!(source.stats().renewals, 1);
+}
+
+/// Past the replay limit nothing is kept: the 401 comes back marked, in
+/// memory or streamed, and the session is renewed for the next request.
+#[tokio::test]
+async fn the_middleware_hands_back_a_401_past_the_replay_limit_marked() {
+    let fake = FakeInfobip::start().await.unwrap();
+    let (chain, _) = warm_chain(&fake, 1024).await;
+    let (streamed, whole) = streaming_body(4096, 512);
+    for body in [reqwest::Body::from(whole), streamed] {
+        fake.revoke_sessions();
+        let response = chain.post(sms_url(&fake)).body(body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.extensions().get::<ReplaySkipped>(),
+            Some(&ReplaySkipped::BodyOverLimit)
+        );
+        let next = chain.get(sms_url(&fake)).send().await.unwrap();
+        assert_eq!(next.status(), StatusCode::OK, "renewed");
+    }
+    assert_eq!(fake.logins(), 3);
+}
+
+/// An `Ibsso` whose next credential is rejected right after it is handed
+/// out, as when another request's 401 lands between the middleware's
+/// lookup and its send.
+#[derive(Clone, Debug)]
+struct RejectedOnTheWay {
+    inner: Ibsso,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CredentialSource for RejectedOnTheWay {
+    type Future =
+        futures_util::future::BoxFuture<'static, Result<infobip_auth::Credential, AuthError>>;
+    type Kind = <Ibsso as CredentialSource>::Kind;
+
+    fn credential(&self) -> Self::Future {
+        let (inner, armed) = (self.inner.clone(), self.armed.clone());
+        Box::pin(async move {
+            let credential = inner.credential().await?;
+            if armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                inner.on_unauthorized(&credential);
+            }
+            Ok(credential)
+        })
+    }
+
+    fn on_unauthorized(&self, rejected: &infobip_auth::Credential) {
+        self.inner.on_unauthorized(rejected);
+    }
+
+    fn is_rejected(&self, credential: &infobip_auth::Credential) -> bool {
+        self.inner.is_rejected(credential)
+    }
+
+    fn on_replay(&self, replayed: bool) {
+        self.inner.on_replay(replayed);
+    }
+}
+
+#[tokio::test]
+async fn the_middleware_sends_a_held_request_once_with_the_renewed_credential() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = reqwest_for(&fake);
-    let source = session_via(&fake, &client);
-    let chain = with_middleware(&fake, &client, source.clone());
-    assert_eq!(
-        chain.get(sms_url(&fake)).send().await.unwrap().status(),
-        StatusCode::OK
-    );
-    fake.revoke_sessions();
+    let inner = session_via(&fake, &client);
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let source = RejectedOnTheWay {
+        inner: inner.clone(),
+        armed: armed.clone(),
+    };
+    let chain = with_middleware(&fake, &client, source);
+    chain.get(sms_url(&fake)).send().await.unwrap();
+    let first = fake.authorizations().last().cloned().flatten().unwrap();
 
-    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from("{}"))]);
-    let body = reqwest::Body::wrap(http_body_util::StreamBody::new(
-        futures_util::StreamExt::map(chunks, |c| c.map(http_body::Frame::data)),
-    ));
-    let response = chain.post(sms_url(&fake)).body(body).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        response.extensions().get::<ReplaySkipped>(),
-        Some(&ReplaySkipped::BodyNotCloneable)
-    );
-    assert_eq!(
-        chain.get(sms_url(&fake)).send().await.unwrap().status(),
-        StatusCode::OK
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let response = chain
+        .post(sms_url(&fake))
+        .header("x-request-id", "held")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(fake.attempts_by_request_id()["held"], 1, "sent once");
+    let sent = fake.authorizations().last().cloned().flatten().unwrap();
+    assert_ne!(
+        sent, first,
+        "with the renewed session, not the rejected one"
     );
     assert_eq!(fake.logins(), 2);
 }

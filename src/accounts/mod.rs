@@ -68,7 +68,8 @@ use tower::{Layer, Service, ServiceExt};
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::layer::AuthLayer;
-use crate::service::{AuthService, Shared};
+use crate::protocol::Shared;
+use crate::service::AuthService;
 use crate::source::{
     BoxCredentialSource, CredentialSource, Ibsso, KeepsBody, Renewing, UserSession,
 };

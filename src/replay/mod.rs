@@ -50,9 +50,6 @@ pub const DEFAULT_REPLAY_LIMIT: usize = 64 * 1024;
 pub enum ReplaySkipped {
     /// The body was larger than the replay limit, so it was not kept.
     BodyOverLimit,
-    /// The body cannot be sent twice (a reqwest streaming body, with
-    /// [`AuthMiddleware`](crate::reqwest::AuthMiddleware)).
-    BodyNotCloneable,
 }
 
 /// A request body that a renewing source can send a second time, after a

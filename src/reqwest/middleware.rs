@@ -3,17 +3,14 @@
 
 use std::fmt;
 
-use ::reqwest::{Request, Response, StatusCode};
-use http::header::AUTHORIZATION;
+use ::reqwest::{Body, Request, Response, StatusCode};
 use http::Extensions;
 use reqwest_middleware::{Error, Middleware, Next, Result};
 
 use crate::base_url::BaseUrl;
-use crate::error::AuthError;
-use crate::future::{DRAIN_LIMIT, DRAIN_TIMEOUT};
-use crate::replay::ReplaySkipped;
-use crate::service::stamp;
-use crate::source::CredentialSource;
+use crate::protocol::{self, Config, Drain};
+use crate::replay::{ReplayBody, ReplaySkipped, ReplayableBody};
+use crate::source::{Credential, CredentialSource};
 
 /// A `reqwest_middleware::Middleware` that stamps `Authorization` from a
 /// [`CredentialSource`], with the promises of [`AuthLayer`](crate::AuthLayer):
@@ -25,10 +22,14 @@ use crate::source::CredentialSource;
 /// - the stamped value is marked sensitive;
 /// - with a renewing source ([`Ibsso`](crate::Ibsso),
 ///   [`OAuth2`](crate::OAuth2)), a 401 is reported to the source, the renewed
-///   credential awaited and the request sent once more, a copy made with
-///   `reqwest::Request::try_clone` before it was first sent. A streaming
-///   body cannot be copied: its 401 reaches the caller marked
-///   [`ReplaySkipped::BodyNotCloneable`].
+///   credential awaited and the request sent once more. A body in memory is
+///   copied (a reference count); a streaming body is kept as it streams
+///   ([`ReplayBody`]), so it is replayed byte for byte however early the
+///   401 came, up to the [`replay_limit`](Self::replay_limit); beyond it
+///   the 401 reaches the caller marked [`ReplaySkipped::BodyOverLimit`];
+/// - a request whose credential was rejected while it was on its way here
+///   (another request's 401, a logout) is not sent with it: it waits for
+///   the renewal and is sent once.
 ///
 /// A failure of the source is a `reqwest_middleware::Error::Middleware`
 /// whose cause downcasts to [`AuthError`]. Data a caller attached with
@@ -63,10 +64,7 @@ use crate::source::CredentialSource;
 #[derive(Clone)]
 pub struct AuthMiddleware<C> {
     source: C,
-    base_url: BaseUrl,
-    override_existing: bool,
-    /// The source logs in at another base URL (see `AuthLayer::new`).
-    mismatch: Option<AuthError>,
+    config: Config,
 }
 
 impl<C: CredentialSource> AuthMiddleware<C> {
@@ -74,19 +72,22 @@ impl<C: CredentialSource> AuthMiddleware<C> {
     /// source that logs in at another base URL fails every request it would
     /// stamp, unsent, as with [`AuthLayer::new`](crate::AuthLayer::new).
     pub fn new(base_url: BaseUrl, source: C) -> Self {
-        let mismatch = crate::layer::base_url_mismatch(&base_url, &source);
-        Self {
-            source,
-            base_url,
-            override_existing: false,
-            mismatch,
-        }
+        let config = Config::new(base_url, &source);
+        Self { source, config }
     }
 
     /// Replace an `Authorization` header the caller set (default: keep it,
     /// and leave such requests alone).
     pub fn override_existing(mut self, yes: bool) -> Self {
-        self.override_existing = yes;
+        self.config.override_existing = yes;
+        self
+    }
+
+    /// How many body bytes are kept so that a request answered 401 can be
+    /// replayed (default [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT),
+    /// 64 KiB), as [`AuthLayer::replay_limit`](crate::AuthLayer::replay_limit).
+    pub fn replay_limit(mut self, bytes: usize) -> Self {
+        self.config.replay_limit = bytes;
         self
     }
 
@@ -100,8 +101,8 @@ impl<C: fmt::Debug> fmt::Debug for AuthMiddleware<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthMiddleware")
             .field("source", &self.source)
-            .field("base_url", &self.base_url)
-            .field("override_existing", &self.override_existing)
+            .field("base_url", &self.config.base_url)
+            .field("override_existing", &self.config.override_existing)
             .finish_non_exhaustive()
     }
 }
@@ -118,57 +119,103 @@ where
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let callers_own = !self.override_existing && request.headers().contains_key(AUTHORIZATION);
-        if callers_own || !self.base_url.matches_url(request.url()) {
+        let (source, config) = (&self.source, &self.config);
+        if !config.base_url.matches_url(request.url()) || config.callers_own(request.headers()) {
             return next.run(request, extensions).await;
         }
-        if let Some(mismatch) = &self.mismatch {
+        if let Some(mismatch) = &config.mismatch {
             return Err(Error::middleware(mismatch.clone()));
         }
-        let credential = self.source.credential().await.map_err(Error::middleware)?;
-        let value = credential.header_value().clone();
-        stamp(request.headers_mut(), value, true).map_err(Error::middleware)?;
-        if !self.source.can_renew() {
+        let mut credential = source.credential().await.map_err(Error::middleware)?;
+        let held = protocol::must_hold(source, &credential);
+        if held {
+            credential = source.credential().await.map_err(Error::middleware)?;
+        }
+        stamp(&mut request, &credential)?;
+        if !source.can_renew() {
             return next.run(request, extensions).await;
         }
-        let replay = request.try_clone();
+        if held {
+            // Sent once, with the renewed credential, and never replayed.
+            let response = next.run(request, extensions).await?;
+            protocol::replay_answered(source, &credential, response.status());
+            return Ok(response);
+        }
+        let copy = replay_copy(&mut request, config.replay_limit);
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        self.source.on_unauthorized(&credential);
-        self.source.on_replay(replay.is_some());
-        let Some(mut replay) = replay else {
+        let replayable = copy.as_ref().is_some_and(Copy::start_replay);
+        let (true, Some(copy)) = (
+            protocol::first_unauthorized(source, &credential, replayable),
+            copy,
+        ) else {
             let mut response = response;
             response
                 .extensions_mut()
-                .insert(ReplaySkipped::BodyNotCloneable);
+                .insert(ReplaySkipped::BodyOverLimit);
             return Ok(response);
         };
-        drain(response).await;
-        let renewed = self.source.credential().await.map_err(Error::middleware)?;
-        let value = renewed.header_value().clone();
-        stamp(replay.headers_mut(), value, true).map_err(Error::middleware)?;
+        Drain::new(http::Response::<Body>::from(response)).await;
+        let renewed = source.credential().await.map_err(Error::middleware)?;
+        let mut replay = copy.into_request();
+        stamp(&mut replay, &renewed)?;
         let response = next.run(replay, extensions).await?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            // Replayed once is enough; the next request logs in again.
-            self.source.on_unauthorized(&renewed);
-        }
+        protocol::replay_answered(source, &renewed, response.status());
         Ok(response)
     }
 }
 
-/// Reads a 401's body, within the bounds `AuthService` uses, so that its
-/// connection can carry the replay.
-async fn drain(mut response: Response) {
-    let read = async {
-        let mut drained = 0;
-        while drained <= DRAIN_LIMIT {
-            match response.chunk().await {
-                Ok(Some(chunk)) => drained += chunk.len().max(1),
-                _ => break,
-            }
+fn stamp(request: &mut Request, credential: &Credential) -> Result<()> {
+    let value = credential.header_value().clone();
+    protocol::stamp(request.headers_mut(), value).map_err(Error::middleware)
+}
+
+/// A request's second copy: its head with a body in memory (a reference
+/// count), or its head and the recording of its streaming body.
+struct Copy {
+    head: Request,
+    recorded: Option<ReplayBody<Body>>,
+}
+
+impl Copy {
+    fn start_replay(&self) -> bool {
+        self.recorded
+            .as_ref()
+            .is_none_or(ReplayableBody::start_replay)
+    }
+
+    fn into_request(self) -> Request {
+        let mut request = self.head;
+        if let Some(recorded) = self.recorded {
+            *request.body_mut() = Some(Body::wrap(recorded));
         }
+        request
+    }
+}
+
+/// The copy of `request` a replay sends, or `None` over `limit`. A
+/// streaming body is put back wrapped, so that it is kept as it is sent.
+fn replay_copy(request: &mut Request, limit: usize) -> Option<Copy> {
+    let Some(body) = request.body_mut().take_if(|body| body.as_bytes().is_none()) else {
+        let over = request
+            .body()
+            .and_then(Body::as_bytes)
+            .is_some_and(|b| b.len() > limit);
+        let head = request.try_clone().filter(|_| !over)?;
+        return Some(Copy {
+            head,
+            recorded: None,
+        });
     };
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, read).await;
+    let mut recording = ReplayBody::new(body);
+    let recorded = recording.replay_copy(limit);
+    // Without its body, a request always clones.
+    let head = request.try_clone();
+    *request.body_mut() = Some(Body::wrap(recording));
+    Some(Copy {
+        head: head?,
+        recorded: Some(recorded?),
+    })
 }
