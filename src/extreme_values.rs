@@ -7,10 +7,10 @@ use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
 
+use crate::client::wire::{self, MAX_RETRY_AFTER};
+use crate::client::Answer;
 use crate::error::ErrorKind;
 use crate::source::oauth2::wire::token_grant;
-use crate::source::session::transport::Answer;
-use crate::source::session::wire::{self, MAX_RETRY_AFTER};
 use crate::source::session::MAX_LIFETIME;
 use crate::strategies::retry_after;
 

@@ -118,6 +118,7 @@ struct ReadmeDoctests;
 #[cfg_attr(docsrs, doc(cfg(feature = "accounts")))]
 pub mod accounts;
 mod base_url;
+mod client;
 mod error;
 #[cfg(test)]
 mod extreme_values;

@@ -50,10 +50,10 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::base_url::BaseUrl;
+use crate::client::wire::infobip_error;
+use crate::client::{Answer, HttpClient, ServiceTransport, Transport};
 use crate::error::{AuthError, ErrorKind};
 use crate::secret::SecretString;
-use crate::source::session::transport::{Answer, HttpClient, ServiceTransport, Transport};
-use crate::source::session::wire::infobip_error;
 use crate::source::ApiKey;
 
 pub use rotate::{KeyRotator, Rotation, DEFAULT_ROTATION_GRACE};
@@ -598,7 +598,7 @@ fn failure(answer: &Answer) -> AuthError {
     let error = AuthError::new(kind, format!("{what} (HTTP {code}{said})"));
     match answer.status {
         StatusCode::TOO_MANY_REQUESTS => {
-            error.with_retry_after(crate::source::session::wire::retry_after(answer))
+            error.with_retry_after(crate::client::wire::retry_after(answer))
         }
         _ => error,
     }

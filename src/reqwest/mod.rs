@@ -151,7 +151,7 @@ impl Future for ResponseFuture {
                 if elsewhere {
                     response
                         .extensions_mut()
-                        .insert(crate::source::session::transport::AnsweredElsewhere);
+                        .insert(crate::client::AnsweredElsewhere);
                 }
                 response
             }),
@@ -179,7 +179,7 @@ impl<B: Into<::reqwest::Body>> Service<http::Request<B>> for ReqwestClient<B> {
     }
 
     fn call(&mut self, request: http::Request<B>) -> ResponseFuture {
-        use crate::source::session::transport::CredentialBearing;
+        use crate::client::CredentialBearing;
         let converted = if request.extensions().get::<CredentialBearing>().is_some() {
             // Secrets: a body reqwest cannot clone is never sent on by a
             // 307 or 308, and the answer must come from the URL asked.

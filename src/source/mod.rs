@@ -48,7 +48,6 @@
 mod api_key;
 mod basic;
 pub(crate) mod ibsso;
-pub(crate) mod login_rate;
 pub(crate) mod oauth2;
 mod rotating;
 pub(crate) mod session;
@@ -61,13 +60,13 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use http::HeaderValue;
 
+pub use crate::client::login_rate::DEFAULT_LOGIN_RATE;
+pub use crate::client::HttpClient;
 pub use api_key::ApiKey;
 pub use basic::Basic;
 pub use ibsso::{Ibsso, IbssoBuilder, UserSession, DEFAULT_IDLE_TIMEOUT};
-pub use login_rate::DEFAULT_LOGIN_RATE;
 pub use oauth2::{OAuth2, OAuth2Builder, DEFAULT_REFRESH_BEFORE};
 pub use rotating::{Rotating, RotationHandle};
-pub use session::transport::HttpClient;
 pub use session::{
     SessionFuture, SessionStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,

@@ -55,7 +55,7 @@ pub fn parse_login_answer(status: u16, body: &[u8]) -> Result<http::HeaderValue,
     let status = http::StatusCode::from_u16(status).map_err(|_| {
         crate::AuthError::new(crate::ErrorKind::InvalidResponse, "not an HTTP status code")
     })?;
-    crate::source::ibsso::wire::login_result(&mut crate::source::session::transport::Answer::new(
+    crate::source::ibsso::wire::login_result(&mut crate::client::Answer::new(
         status,
         http::HeaderMap::new(),
         body,

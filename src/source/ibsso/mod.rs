@@ -44,9 +44,9 @@ use http::header::AUTHORIZATION;
 use http::{Method, Request, Uri};
 
 use crate::base_url::BaseUrl;
+use crate::client::{Answer, HttpClient, ServiceTransport, Transport};
 use crate::error::{AuthError, ErrorKind};
 use crate::secret::SecretString;
-use crate::source::session::transport::{Answer, HttpClient, ServiceTransport, Transport};
 use crate::source::session::{validate_pair, Engine, Grant, Protocol, SessionStats, Settings};
 use crate::source::Credential;
 

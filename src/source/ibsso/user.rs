@@ -11,10 +11,11 @@ use zeroize::Zeroizing;
 
 use super::{end_session, wire};
 use crate::base_url::BaseUrl;
+use crate::client::login_rate::{Caller, LoginLimit};
+use crate::client::send_login;
+use crate::client::{HttpClient, ServiceTransport, Transport};
 use crate::error::{AuthError, ErrorKind};
-use crate::source::login_rate::{Caller, LoginLimit};
-use crate::source::session::transport::{HttpClient, ServiceTransport, Transport};
-use crate::source::session::{send_login, validate_pair};
+use crate::source::session::validate_pair;
 use crate::source::{Credential, CredentialSource, Renewing};
 use crate::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 

@@ -8,9 +8,9 @@ use http::{HeaderValue, Request, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::client::wire as session_wire;
+use crate::client::Answer;
 use crate::error::{AuthError, ErrorKind};
-use crate::source::session::transport::Answer;
-use crate::source::session::wire as session_wire;
 
 /// Where sessions are created and destroyed.
 pub(super) const SESSION_PATH: &str = "/auth/1/session";
@@ -85,7 +85,7 @@ mod tests {
     use http::Method;
     use std::time::Duration;
 
-    use crate::source::session::transport::test_answer as answer;
+    use crate::client::test_answer as answer;
 
     #[test]
     fn login_body_is_json_with_escaping() {

@@ -35,9 +35,9 @@ use bytes::Bytes;
 use http::{Request, Uri};
 
 use crate::base_url::BaseUrl;
+use crate::client::{Answer, HttpClient, ServiceTransport};
 use crate::error::AuthError;
 use crate::secret::SecretString;
-use crate::source::session::transport::{Answer, HttpClient, ServiceTransport};
 use crate::source::session::{validate_pair, Engine, Grant, Protocol, SessionStats, Settings};
 
 /// Start refreshing an access token this long before it expires (or at half

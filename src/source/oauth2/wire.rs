@@ -8,9 +8,9 @@ use http::{Request, StatusCode, Uri};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::client::wire as session_wire;
+use crate::client::Answer;
 use crate::error::{AuthError, ErrorKind};
-use crate::source::session::transport::Answer;
-use crate::source::session::wire as session_wire;
 use crate::source::session::Grant;
 
 /// Where access tokens are issued.
@@ -86,7 +86,7 @@ mod tests {
     use http::header::CONTENT_TYPE;
     use http::HeaderMap;
 
-    use crate::source::session::transport::test_answer as answer;
+    use crate::client::test_answer as answer;
 
     #[test]
     fn request_is_form_encoded_with_credentials_in_the_body() {

@@ -5,8 +5,6 @@
 //! expiry, and throttled by a backoff after failures.
 
 pub(crate) mod shared;
-pub(crate) mod transport;
-pub(crate) mod wire;
 
 use std::fmt;
 use std::future::Future;
@@ -22,10 +20,10 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::{HeaderValue, Request};
 use tokio::time::Instant;
 
-use self::transport::{Answer, Transport};
 use crate::base_url::BaseUrl;
+use crate::client::login_rate::{Caller, LoginLimit};
+use crate::client::{send_login, Answer, Transport};
 use crate::error::{AuthError, ErrorKind};
-use crate::source::login_rate::{Caller, LoginLimit};
 use crate::source::Credential;
 
 /// How long one login may take.
@@ -195,41 +193,6 @@ macro_rules! engine_backed_source {
     };
 }
 pub(crate) use engine_backed_source;
-
-/// Waits for a turn at the login rate, then sends the request `send`
-/// builds; both within `timeout`. No turn within it is
-/// [`Throttled`](ErrorKind::Throttled), no answer [`Timeout`](ErrorKind::Timeout).
-pub(crate) async fn send_login<F>(
-    limit: &LoginLimit,
-    caller: Caller,
-    timeout: Duration,
-    send: F,
-) -> Result<Answer, AuthError>
-where
-    F: FnOnce() -> Result<BoxFuture<'static, Result<Answer, AuthError>>, AuthError>,
-{
-    // Bounded: builders clamp login timeouts to MAX_LOGIN_TIMEOUT.
-    let deadline = Instant::now() + timeout;
-    tokio::time::timeout_at(deadline, limit.acquire(caller))
-        .await
-        .map_err(|_| {
-            AuthError::new(
-                ErrorKind::Throttled,
-                format!(
-                    "no turn at the login rate within the login timeout ({} ms)",
-                    timeout.as_millis()
-                ),
-            )
-        })?;
-    tokio::time::timeout_at(deadline, send()?)
-        .await
-        .map_err(|_| {
-            AuthError::new(
-                ErrorKind::Timeout,
-                format!("login did not finish within {} ms", timeout.as_millis()),
-            )
-        })?
-}
 
 /// Checks a login pair before any request is built: neither part empty,
 /// no control characters. `what` names them in the error.
@@ -845,7 +808,7 @@ mod tests {
 
         fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError> {
             if answer.status != StatusCode::OK {
-                return Err(wire::failure(answer));
+                return Err(crate::client::wire::failure(answer));
             }
             Ok(Grant {
                 value: HeaderValue::from_static("IBSSO token"),
@@ -978,7 +941,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::source::session::wire::MAX_RETRY_AFTER;
+        use crate::client::wire::MAX_RETRY_AFTER;
         use crate::strategies::{lifetime, retry_after};
 
         fn run(test: impl std::future::Future<Output = ()>) {

@@ -8,7 +8,7 @@ use http::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::transport::Answer;
+use super::Answer;
 use crate::error::{AuthError, ErrorKind};
 use crate::secret::{is_visible_ascii, sensitive_header, zeroizing_bytes};
 
