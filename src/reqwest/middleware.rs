@@ -32,7 +32,7 @@ use crate::source::{Credential, CredentialSource};
 ///   the renewal and is sent once.
 ///
 /// A failure of the source is a `reqwest_middleware::Error::Middleware`
-/// whose cause downcasts to [`AuthError`]. Data a caller attached with
+/// whose cause downcasts to [`AuthError`](crate::AuthError). Data a caller attached with
 /// `RequestBuilder::with_extension` reaches this middleware and everything
 /// after it, replay included.
 ///

@@ -4,36 +4,37 @@
 //! the rejected credential is still current, refreshed before a known
 //! expiry, and throttled by a backoff after failures.
 
+mod future;
+mod settings;
 pub(crate) mod shared;
+mod stats;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, FutureExt, Shared};
+use futures_util::future::FutureExt;
 use http::{HeaderValue, Request};
 use tokio::time::Instant;
 
+pub(crate) use self::future::engine_backed_source;
+use self::future::LoginFuture;
+pub use self::future::SessionFuture;
+pub(crate) use self::settings::{shared_builder_methods, Settings};
+pub use self::settings::{
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+};
+pub(crate) use self::stats::bump;
+use self::stats::Counters;
+pub use self::stats::SessionStats;
 use crate::base_url::BaseUrl;
 use crate::client::login_rate::{Caller, LoginLimit};
 use crate::client::{send_login, Answer, Transport};
 use crate::error::{AuthError, ErrorKind};
 use crate::source::Credential;
-
-/// How long one login may take.
-pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Backoff after the first failed login; doubles with each further failure.
-pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
-/// The longest backoff between failed logins.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
-/// The largest login or logout response body read.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
 
 /// The longest login timeout a builder takes; a longer one is clamped.
 pub(crate) const MAX_LOGIN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -43,9 +44,11 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(24 * 60 * 60);
 /// whatever a server or a builder says: a year.
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
-/// A login every request that needs it awaits: a task on the runtime, so
-/// it runs to its end (within the login timeout) whoever waits for it.
-type LoginFuture = Shared<BoxFuture<'static, Result<Credential, AuthError>>>;
+/// The shortest lifetime a grant is taken to have, whatever its
+/// `expires_in` says (0, 1, ...): a token is then refreshed at most every
+/// 5 seconds, never on every request. One that really dies sooner is
+/// renewed by the 401 it earns.
+pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(10);
 
 /// What a login yields: the header value and, if the server said, how long
 /// it stays valid.
@@ -65,134 +68,6 @@ pub(crate) trait Protocol: Send + Sync {
     /// store holds, never stored itself.
     fn account(&self) -> &str;
 }
-
-/// Settings shared by the session sources' builders.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) refresh_before: Duration,
-    pub(crate) login_timeout: Duration,
-    pub(crate) backoff_initial: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) max_response_bytes: usize,
-    pub(crate) login_rate: Option<u32>,
-    #[cfg(feature = "session-store")]
-    pub(crate) shared: Option<crate::store::SharedStore>,
-}
-
-impl Settings {
-    pub(crate) fn new(idle_timeout: Option<Duration>, refresh_before: Duration) -> Self {
-        Self {
-            idle_timeout,
-            refresh_before,
-            login_timeout: DEFAULT_LOGIN_TIMEOUT,
-            backoff_initial: DEFAULT_BACKOFF_INITIAL,
-            backoff_max: DEFAULT_BACKOFF_MAX,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            login_rate: None,
-            #[cfg(feature = "session-store")]
-            shared: None,
-        }
-    }
-}
-
-/// The builder methods every session source shares; expanded inside each
-/// builder's `impl`, whose `settings` field they set.
-macro_rules! shared_builder_methods {
-    () => {
-        /// How long one login (or logout) may take, its wait for a turn
-        /// at the login rate included (default
-        /// [`DEFAULT_LOGIN_TIMEOUT`](crate::DEFAULT_LOGIN_TIMEOUT)); a
-        /// slower one fails with [`Timeout`](crate::ErrorKind::Timeout).
-        /// Clamped to at most an hour.
-        pub fn login_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.settings.login_timeout = timeout.min(crate::source::session::MAX_LOGIN_TIMEOUT);
-            self
-        }
-
-        /// The backoff after a failed login, doubling per consecutive failure
-        /// up to `max` (defaults
-        /// [`DEFAULT_BACKOFF_INITIAL`](crate::DEFAULT_BACKOFF_INITIAL),
-        /// [`DEFAULT_BACKOFF_MAX`](crate::DEFAULT_BACKOFF_MAX)). Both are
-        /// clamped to at most a day.
-        pub fn backoff(mut self, initial: std::time::Duration, max: std::time::Duration) -> Self {
-            let bound = crate::source::session::MAX_BACKOFF;
-            self.settings.backoff_initial = initial.min(bound);
-            self.settings.backoff_max = max.max(initial).min(bound);
-            self
-        }
-
-        /// Logins per second to this source's base URL, for every source of
-        /// the process that logs in there (default
-        /// [`DEFAULT_LOGIN_RATE`](crate::DEFAULT_LOGIN_RATE), 8, below
-        /// Infobip's own 10); further logins queue for their turn, inside
-        /// the login timeout. The last source built with a rate sets it for
-        /// all; 0 counts as 1.
-        pub fn login_rate(mut self, per_second: u32) -> Self {
-            self.settings.login_rate = Some(per_second);
-            self
-        }
-
-        /// The largest login response body read (default
-        /// [`DEFAULT_MAX_RESPONSE_BYTES`](crate::DEFAULT_MAX_RESPONSE_BYTES));
-        /// a larger one is an [`InvalidResponse`](crate::ErrorKind::InvalidResponse).
-        pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-            self.settings.max_response_bytes = bytes;
-            self
-        }
-
-        /// Shares the session with other processes through a store: one
-        /// login for the whole fleet (see [`store`](crate::store)).
-        #[cfg(feature = "session-store")]
-        #[cfg_attr(docsrs, doc(cfg(feature = "session-store")))]
-        pub fn shared_store(mut self, store: crate::store::SharedStore) -> Self {
-            self.settings.shared = Some(store);
-            self
-        }
-    };
-}
-pub(crate) use shared_builder_methods;
-
-/// `CredentialSource` and a redacted `Debug` for a session source type whose
-/// `engine` field does the work.
-macro_rules! engine_backed_source {
-    ($source:ty, $name:literal) => {
-        impl crate::source::CredentialSource for $source {
-            type Future = crate::source::session::SessionFuture;
-            type Kind = crate::source::Renewing;
-
-            fn credential(&self) -> Self::Future {
-                self.engine.credential()
-            }
-
-            fn on_unauthorized(&self, rejected: &crate::source::Credential) {
-                self.engine.on_unauthorized(rejected)
-            }
-
-            #[inline]
-            fn is_rejected(&self, credential: &crate::source::Credential) -> bool {
-                self.engine.is_rejected(credential)
-            }
-
-            fn on_replay(&self, replayed: bool) {
-                self.engine.on_replay(replayed)
-            }
-
-            fn base_url(&self) -> Option<&crate::BaseUrl> {
-                Some(&self.engine.base_url)
-            }
-        }
-
-        impl std::fmt::Debug for $source {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                let mut d = f.debug_struct($name);
-                self.engine.debug_fields(&mut d);
-                d.finish_non_exhaustive()
-            }
-        }
-    };
-}
-pub(crate) use engine_backed_source;
 
 /// Checks a login pair before any request is built: neither part empty,
 /// no control characters. `what` names them in the error.
@@ -225,43 +100,47 @@ pub(crate) struct Engine {
     shared: Option<shared::Shared>,
     /// The login rate this source shares with the process's others.
     limit: Arc<LoginLimit>,
-    state: Mutex<State>,
-    /// The current session, readable without the lock: the request path
-    /// only loads it. Written, under the lock, together with `state.session`.
-    live: ArcSwapOption<Session>,
-    /// The last failed login and until when no other is started; read
-    /// without the lock, so that requests during a backoff never queue.
-    failed: ArcSwapOption<Failure>,
-    /// When the session was last handed out, in ticks, to within
-    /// `touch_step`.
+    /// What requests read, without a lock: replaced whole, by a writer
+    /// holding `login`.
+    state: ArcSwap<State>,
+    /// The login under way; held by every writer of `state`.
+    login: Mutex<Login>,
+    /// When a request last took the session, in milliseconds since
+    /// `epoch`, for the idle timeout; written only once it is a second (or
+    /// a sixteenth of a shorter idle timeout) old, so that concurrent
+    /// requests do not all write it. A session is then judged idle at most
+    /// that much early.
     last_used: AtomicU64,
-    /// When the next background refresh is due, in ticks (`NEVER` while one
-    /// runs or none is due): the one request that swaps it out starts it.
-    refresh_at: AtomicU64,
-    /// The newest generation answered 401 or ended by a logout: every
-    /// generation up to it is known to be dead (0: none yet; logins count
-    /// from 1).
-    rejected: AtomicU64,
-    /// `settings.idle_timeout` in ticks; `NEVER` if there is none.
-    idle_ticks: u64,
-    /// How far `last_used` may lag: a second, or less for a short timeout.
-    touch_step: u64,
     epoch: Instant,
-    stats: Counters,
-    /// How often the lock was taken, for the tests that show the request
-    /// path does not take it.
+    pub(crate) stats: Counters,
+    /// How often `login` was locked, for the tests that show the request
+    /// path does not lock it.
     #[cfg(test)]
     locks: AtomicU64,
 }
 
-#[derive(Default)]
+/// The engine's state, as one snapshot.
+#[derive(Clone, Default)]
 struct State {
     session: Option<Arc<Session>>,
-    /// The login under way and its id.
-    login: Option<(u64, LoginFuture)>,
-    /// Id of the newest login; also the generation of the session it yields.
-    login_id: u64,
+    /// The last failed login, while its backoff runs.
+    failure: Option<Arc<Failure>>,
     consecutive_failures: u32,
+    /// The newest generation answered 401 or ended by a logout: every
+    /// generation up to it is dead (logins count from 1).
+    rejected: u64,
+}
+
+#[derive(Clone)]
+struct Session {
+    credential: Credential,
+    /// When the server will reject it, if known.
+    expires_at: Option<Instant>,
+    /// When to start obtaining the next one in the background; `None`
+    /// once that has started, or if it never expires.
+    refresh_at: Option<Instant>,
+    /// Its record in the shared store, if it has been there.
+    stored: Option<shared::Stored>,
 }
 
 struct Failure {
@@ -269,81 +148,11 @@ struct Failure {
     until: Instant,
 }
 
-/// The shortest lifetime a grant is taken to have, whatever its
-/// `expires_in` says (0, 1, ...): a token is then refreshed at most every
-/// 5 seconds, never on every request. One that really dies sooner is
-/// renewed by the 401 it earns.
-pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(10);
-
-/// Times on the request path are ticks: nanoseconds since the engine's
-/// epoch, compared as integers.
-const NEVER: u64 = u64::MAX;
-
-/// `last_used` is written only when it is a second behind (or a sixteenth
-/// of a shorter idle timeout): a store on every request would make every
-/// core fight over its cache line, and a session is then judged idle at
-/// most that much early.
-const TOUCH_STEP: u64 = 1_000_000_000;
-
-fn ticks(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(NEVER)
-}
-
-struct Session {
-    credential: Credential,
-    /// When the server will reject it, in ticks; `NEVER` if unknown.
-    expires_at: u64,
-    /// When to start obtaining the next one in the background, in ticks.
-    refresh_at: u64,
-    /// Its record in the shared store, if it has been there.
-    stored: Option<shared::Stored>,
-}
-
 #[derive(Default)]
-struct Counters {
-    logins: AtomicU64,
-    failed_logins: AtomicU64,
-    renewals: AtomicU64,
-    idle_renewals: AtomicU64,
-    refreshes: AtomicU64,
-    replays: AtomicU64,
-    replays_skipped: AtomicU64,
-    shared_hits: AtomicU64,
-    store_errors: AtomicU64,
-}
-
-pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// What a session source has done so far; from
-/// [`Ibsso::stats`](crate::Ibsso::stats) or
-/// [`OAuth2::stats`](crate::OAuth2::stats). Cheap to take, for export to a
-/// metrics system.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionStats {
-    /// Logins started.
-    pub logins: u64,
-    /// Logins that ended in an error.
-    pub failed_logins: u64,
-    /// Sessions dropped because a request stamped with them got a 401.
-    pub renewals: u64,
-    /// Sessions dropped because they had been idle or had expired.
-    pub idle_renewals: u64,
-    /// Logins started ahead of a known expiry, while the old credential
-    /// still served requests.
-    pub refreshes: u64,
-    /// Requests sent again after a 401.
-    pub replays: u64,
-    /// Requests answered 401 that could not be replayed (body over the limit).
-    pub replays_skipped: u64,
-    /// Logins answered by a shared store instead: a session another process
-    /// logged in (counted in `logins` too).
-    pub shared_hits: u64,
-    /// Shared store calls that failed or timed out; each made this process
-    /// log in on its own.
-    pub store_errors: u64,
+struct Login {
+    /// The newest login's id: the generation of the session it yields.
+    id: u64,
+    running: Option<(u64, LoginFuture)>,
 }
 
 impl Engine {
@@ -353,7 +162,6 @@ impl Engine {
         transport: Box<dyn Transport>,
         protocol: Box<dyn Protocol>,
     ) -> Result<Arc<Self>, AuthError> {
-        let idle_ticks = settings.idle_timeout.map_or(NEVER, ticks);
         let limit = LoginLimit::for_base_url(&base_url, settings.login_rate);
         let shared = shared::Shared::new(&settings, base_url.as_str(), protocol.account())?;
         Ok(Arc::new(Self {
@@ -363,14 +171,9 @@ impl Engine {
             settings,
             transport,
             protocol,
-            state: Mutex::new(State::default()),
-            live: ArcSwapOption::empty(),
-            failed: ArcSwapOption::empty(),
+            state: ArcSwap::default(),
+            login: Mutex::default(),
             last_used: AtomicU64::new(0),
-            refresh_at: AtomicU64::new(NEVER),
-            rejected: AtomicU64::new(0),
-            idle_ticks,
-            touch_step: TOUCH_STEP.min(idle_ticks / 16),
             epoch: Instant::now(),
             stats: Counters::default(),
             #[cfg(test)]
@@ -378,190 +181,180 @@ impl Engine {
         }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Login> {
         #[cfg(test)]
         bump(&self.locks);
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.login.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the state with `change` applied to it; the caller holds
+    /// the lock.
+    fn update(&self, _: &MutexGuard<'_, Login>, change: impl FnOnce(&mut State)) {
+        let mut next = State::clone(&self.state.load());
+        change(&mut next);
+        self.state.store(Arc::new(next));
     }
 
     pub(crate) fn stats(&self) -> SessionStats {
-        let c = &self.stats;
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        SessionStats {
-            logins: get(&c.logins),
-            failed_logins: get(&c.failed_logins),
-            renewals: get(&c.renewals),
-            idle_renewals: get(&c.idle_renewals),
-            refreshes: get(&c.refreshes),
-            replays: get(&c.replays),
-            replays_skipped: get(&c.replays_skipped),
-            shared_hits: get(&c.shared_hits),
-            store_errors: get(&c.store_errors),
+        let mut stats = self.stats.snapshot();
+        if let Some(shared) = &self.shared {
+            (stats.shared_hits, stats.store_errors) = shared.counts();
         }
+        stats
     }
 
     pub(crate) fn has_session(&self) -> bool {
-        let now = self.ticks_at(Instant::now());
-        self.live
-            .load()
-            .as_ref()
-            .is_some_and(|s| self.is_live(s, now))
+        let now = Instant::now();
+        let state = self.state.load();
+        state.session.as_ref().is_some_and(|s| self.is_live(s, now))
     }
 
     /// Forgets the session and hands back its credential, for a logout;
     /// removes it from the shared store too, if it is still the one there.
     pub(crate) async fn take_session(&self) -> Option<Credential> {
         let session = {
-            let mut state = self.lock();
-            self.publish(&mut state, None)?
+            let guard = self.lock();
+            let session = self.state.load().session.clone()?;
+            let generation = session.credential.generation();
+            self.update(&guard, |state| {
+                state.session = None;
+                state.rejected = state.rejected.max(generation);
+            });
+            session
         };
-        self.reject(session.credential.generation());
         if let Some(shared) = &self.shared {
-            shared.forget(self, session.stored).await;
+            shared.forget(session.stored).await;
         }
         Some(session.credential.clone())
     }
 
-    /// Replaces the session, handing back the one it replaces; the caller
-    /// holds the lock.
-    fn publish(&self, state: &mut State, session: Option<Arc<Session>>) -> Option<Arc<Session>> {
-        let refresh_at = session.as_ref().map_or(NEVER, |s| s.refresh_at);
-        if session.is_some() {
-            let now = self.ticks_at(Instant::now());
-            self.last_used.store(now, Ordering::Relaxed);
-        }
-        self.refresh_at.store(refresh_at, Ordering::Relaxed);
-        self.live.store(session.clone());
-        std::mem::replace(&mut state.session, session)
+    fn millis(&self, at: Instant) -> u64 {
+        self.millis_of(at.saturating_duration_since(self.epoch))
     }
 
-    fn ticks_at(&self, at: Instant) -> u64 {
-        ticks(at.saturating_duration_since(self.epoch))
-    }
-
-    fn touch(&self, now: u64) {
-        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= self.touch_step {
+    fn touch(&self, now: Instant) {
+        let step = self
+            .settings
+            .idle_timeout
+            .map_or(Duration::from_secs(1), |idle| {
+                (idle / 16).min(Duration::from_secs(1))
+            });
+        let now = self.millis(now);
+        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= self.millis_of(step) {
             self.last_used.store(now, Ordering::Relaxed);
         }
     }
 
-    fn is_live(&self, session: &Session, now: u64) -> bool {
-        let idle = now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= self.idle_ticks;
-        !idle && now < session.expires_at
+    fn millis_of(&self, duration: Duration) -> u64 {
+        u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Neither expired nor idle.
+    fn is_live(&self, session: &Session, now: Instant) -> bool {
+        let unused = self
+            .millis(now)
+            .saturating_sub(self.last_used.load(Ordering::Relaxed));
+        let idle = (self.settings.idle_timeout).is_some_and(|idle| unused >= self.millis_of(idle));
+        !idle && session.expires_at.is_none_or(|at| now < at)
     }
 
     pub(crate) fn credential(self: &Arc<Self>) -> SessionFuture {
         let now = Instant::now();
-        let ticks = self.ticks_at(now);
+        let state = self.state.load();
         // The request path: no lock while a session is good.
-        if let Some(session) = &*self.live.load() {
-            if self.is_live(session, ticks) {
-                self.touch(ticks);
-                self.refresh_if_due(ticks);
-                return SessionFuture::ready(Ok(session.credential.clone()));
+        if let Some(session) = state.session.as_ref().filter(|s| self.is_live(s, now)) {
+            self.touch(now);
+            if session.refresh_at.is_some_and(|at| at <= now) {
+                self.refresh(now);
             }
+            return SessionFuture::ready(Ok(session.credential.clone()));
         }
-        if let Some(error) = self.backing_off(now) {
+        if let Some(error) = backing_off(&state, now) {
             return SessionFuture::ready(Err(error));
         }
         self.credential_locked(now)
     }
 
-    /// The error a request gets while a failed login's backoff runs.
-    fn backing_off(&self, now: Instant) -> Option<AuthError> {
-        let failure = self.failed.load();
-        let failure = failure.as_ref().filter(|f| now < f.until)?;
-        tracing::trace!("login suppressed: backing off after a failed login");
-        let error = AuthError::new(
-            ErrorKind::BackingOff,
-            "not logging in again yet: the last login failed",
-        )
-        .with_retry_after(Some(failure.until - now))
-        .with_source(failure.error.clone());
-        Some(error)
-    }
-
     /// The path past the lock-free checks: everything is checked again
     /// under the lock, since a login may have ended since.
     fn credential_locked(self: &Arc<Self>, now: Instant) -> SessionFuture {
-        let ticks = self.ticks_at(now);
-        let mut state = self.lock();
-        if let Some(session) = state.session.clone() {
-            if self.is_live(&session, ticks) {
-                // Published by another request since the load above.
+        let mut guard = self.lock();
+        let state = self.state.load_full();
+        if let Some(session) = &state.session {
+            if self.is_live(session, now) {
+                // Published by another request since the lock-free look.
                 return SessionFuture::ready(Ok(session.credential.clone()));
             }
             // Idle or expired: the server has ended it.
             tracing::debug!(reason = "idle or expired", "renewing the session");
-            self.publish(&mut state, None);
+            self.update(&guard, |state| state.session = None);
             bump(&self.stats.idle_renewals);
         }
-        if let Some((_, login)) = &state.login {
+        if let Some((_, login)) = &guard.running {
             return SessionFuture::login(login.clone());
         }
         // A failure recorded since the lock-free check.
-        if let Some(error) = self.backing_off(now) {
+        if let Some(error) = backing_off(&state, now) {
             return SessionFuture::ready(Err(error));
         }
-        match self.start_login(&mut state) {
+        match self.start_login(&mut guard) {
             Ok(login) => SessionFuture::login(login),
             Err(error) => SessionFuture::ready(Err(error)),
         }
     }
 
-    /// Starts the next login while the current credential still works, once:
-    /// only the request that swaps the due time out takes the lock.
-    fn refresh_if_due(self: &Arc<Self>, now: u64) {
-        let due = self.refresh_at.load(Ordering::Relaxed);
-        if now < due
-            || self
-                .refresh_at
-                .compare_exchange(due, NEVER, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+    /// Starts the next login while the current credential still serves.
+    /// Only a request that finds the lock free looks; the first one to
+    /// start the refresh clears the due time, so later ones do not.
+    fn refresh(self: &Arc<Self>, now: Instant) {
+        let Ok(mut guard) = self.login.try_lock() else {
+            return;
+        };
+        #[cfg(test)]
+        bump(&self.locks);
+        let due = self
+            .state
+            .load()
+            .session
+            .as_ref()
+            .and_then(|s| s.refresh_at);
+        if guard.running.is_some() || due.is_none_or(|at| now < at) {
             return;
         }
-        let mut state = self.lock();
-        if state.login.is_some() {
-            // The login under way publishes the next due time when it ends.
-            return;
+        if self.start_login(&mut guard).is_ok() {
+            tracing::debug!(reason = "expiry ahead", "refreshing the session");
+            bump(&self.stats.refreshes);
+            self.update(&guard, |state| set_refresh(state, None));
         }
-        match self.start_login(&mut state) {
-            Ok(_) => {
-                tracing::debug!(reason = "expiry ahead", "refreshing the session");
-                bump(&self.stats.refreshes);
-            }
-            // No runtime to log in on: the next request tries again.
-            Err(_) => self.refresh_at.store(due, Ordering::Relaxed),
-        }
+        // Without a runtime to log in on, the next request tries again.
     }
 
     /// Spawns a login on the runtime; the lock is held only to record it.
-    fn start_login(self: &Arc<Self>, state: &mut State) -> Result<LoginFuture, AuthError> {
+    fn start_login(self: &Arc<Self>, login: &mut Login) -> Result<LoginFuture, AuthError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             AuthError::source_failed(
                 "a session source logs in on a tokio runtime: call it from within one",
                 None,
             )
         })?;
-        state.login_id += 1;
-        let id = state.login_id;
+        login.id += 1;
+        let id = login.id;
         bump(&self.stats.logins);
         tracing::debug!(login = id, base_url = %self.base_url, "logging in to Infobip");
         let engine = self.clone();
         let task = runtime.spawn(async move {
-            let result = engine.login().await;
+            let result = engine.obtain().await;
             engine.finish(id, result)
         });
         let engine = Arc::downgrade(self);
-        let login = async move {
+        let future = async move {
             task.await.unwrap_or_else(|error| {
                 // The task panicked (a runtime without its time driver) or
                 // its runtime shut down: let the next request start another.
                 if let Some(engine) = engine.upgrade() {
-                    let mut state = engine.lock();
-                    if state.login.as_ref().is_some_and(|(l, _)| *l == id) {
-                        state.login = None;
+                    let mut login = engine.lock();
+                    if login.running.as_ref().is_some_and(|(l, _)| *l == id) {
+                        login.running = None;
                     }
                 }
                 Err(AuthError::source_failed(
@@ -577,21 +370,21 @@ impl Engine {
         }
         .boxed()
         .shared();
-        state.login = Some((id, login.clone()));
-        Ok(login)
+        login.running = Some((id, future.clone()));
+        Ok(future)
     }
 
     /// A new session: from the shared store if there is one, else a login;
     /// with its record in the store, if it has one.
-    async fn login(&self) -> Result<(Grant, Option<shared::Stored>), AuthError> {
+    async fn obtain(&self) -> Result<(Grant, Option<shared::Stored>), AuthError> {
         match &self.shared {
-            Some(shared) => shared.obtain(self).await,
+            Some(shared) => shared.obtain(&self.settings, || self.log_in()).await,
             None => self.log_in().await.map(|grant| (grant, None)),
         }
     }
 
     /// Sends one login request and reads its grant.
-    pub(crate) async fn log_in(&self) -> Result<Grant, AuthError> {
+    async fn log_in(&self) -> Result<Grant, AuthError> {
         let timeout = self.settings.login_timeout;
         let mut answer = send_login(&self.limit, Caller::Service, timeout, || {
             let request = self.protocol.login_request()?;
@@ -610,10 +403,10 @@ impl Engine {
         id: u64,
         result: Result<(Grant, Option<shared::Stored>), AuthError>,
     ) -> Result<Credential, AuthError> {
-        let mut state = self.lock();
-        let current = state.login_id == id;
+        let mut guard = self.lock();
+        let current = guard.running.as_ref().is_some_and(|(l, _)| *l == id);
         if current {
-            state.login = None;
+            guard.running = None;
         }
         let now = Instant::now();
         match result {
@@ -621,21 +414,23 @@ impl Engine {
                 tracing::debug!(login = id, "logged in");
                 let credential = Credential::from_header_value(grant.value).with_generation(id);
                 if current {
-                    let at = |after: Duration| self.ticks_at(now).saturating_add(ticks(after));
-                    let expires_in = grant
+                    let lifetime = grant
                         .expires_in
                         .map(|e| e.clamp(MIN_LIFETIME, MAX_LIFETIME));
-                    let lead = expires_in
-                        .map(|e| e.saturating_sub(self.settings.refresh_before.min(e / 2)));
+                    // Bounded: a lifetime is at most MAX_LIFETIME, a year.
+                    let at = |after: Duration| now + after;
                     let session = Session {
                         credential: credential.clone(),
-                        expires_at: expires_in.map_or(NEVER, at),
-                        refresh_at: lead.map_or(NEVER, at),
+                        expires_at: lifetime.map(at),
+                        refresh_at: lifetime.map(|l| at(l - self.settings.refresh_margin(l))),
                         stored,
                     };
-                    self.publish(&mut state, Some(Arc::new(session)));
-                    state.consecutive_failures = 0;
-                    self.failed.store(None);
+                    self.last_used.store(self.millis(now), Ordering::Relaxed);
+                    self.update(&guard, |state| {
+                        state.session = Some(Arc::new(session));
+                        state.failure = None;
+                        state.consecutive_failures = 0;
+                    });
                 }
                 Ok(credential)
             }
@@ -643,65 +438,71 @@ impl Engine {
                 tracing::warn!(login = id, kind = ?error.kind(), %error, "login failed");
                 bump(&self.stats.failed_logins);
                 if current {
-                    state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                    let doublings = (state.consecutive_failures - 1).min(16);
-                    let backoff = self
-                        .settings
-                        .backoff_initial
-                        .saturating_mul(1 << doublings)
-                        .min(self.settings.backoff_max)
-                        .max(error.retry_after().unwrap_or_default())
-                        .min(MAX_BACKOFF);
-                    // Bounded: backoff is at most MAX_BACKOFF, a day.
-                    let until = now + backoff;
-                    self.failed.store(Some(Arc::new(Failure {
-                        error: error.clone(),
-                        until,
-                    })));
-                    // A failed refresh is tried again after the backoff,
-                    // while the session it was to replace still serves.
-                    if let Some(session) = &state.session {
-                        let retry = self.ticks_at(until).min(session.expires_at);
-                        self.refresh_at.store(retry, Ordering::Relaxed);
-                    }
+                    self.update(&guard, |state| {
+                        state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+                        // Bounded: a backoff is at most MAX_BACKOFF, a day.
+                        let until = now + self.backoff(state.consecutive_failures, &error);
+                        state.failure = Some(Arc::new(Failure {
+                            error: error.clone(),
+                            until,
+                        }));
+                        // A failed refresh is tried again after the backoff,
+                        // while the session it was to replace still serves.
+                        let retry = state
+                            .session
+                            .as_ref()
+                            .map(|s| s.expires_at.map_or(until, |expires| expires.min(until)));
+                        if retry.is_some() {
+                            set_refresh(state, retry);
+                        }
+                    });
                 }
                 Err(error)
             }
         }
     }
 
+    /// The wait after the `failures`-th failed login in a row: doubling
+    /// from the initial backoff up to its maximum, at least what the
+    /// server asked for, at most `MAX_BACKOFF` (so the sum is bounded).
+    fn backoff(&self, failures: u32, error: &AuthError) -> Duration {
+        let doublings = failures.saturating_sub(1).min(16);
+        self.settings
+            .backoff_initial
+            .saturating_mul(1 << doublings)
+            .min(self.settings.backoff_max)
+            .max(error.retry_after().unwrap_or_default())
+            .min(MAX_BACKOFF)
+    }
+
     pub(crate) fn on_unauthorized(&self, rejected: &Credential) {
-        let mut state = self.lock();
-        if let Some(session) = state
+        let guard = self.lock();
+        let generation = rejected.generation();
+        let state = self.state.load();
+        let Some(session) = state
             .session
             .as_ref()
-            .filter(|s| s.credential.generation() == rejected.generation())
-        {
-            if let Some(shared) = &self.shared {
-                shared.reject(session.stored.as_ref());
-            }
-            tracing::debug!(
-                reason = "401",
-                generation = rejected.generation(),
-                "renewing the session"
-            );
-            self.publish(&mut state, None);
-            self.reject(rejected.generation());
-            bump(&self.stats.renewals);
+            .filter(|s| s.credential.generation() == generation)
+        else {
+            return;
+        };
+        if let Some(shared) = &self.shared {
+            shared.reject(session.stored.as_ref());
         }
+        tracing::debug!(reason = "401", generation, "renewing the session");
+        self.update(&guard, |state| {
+            state.session = None;
+            state.rejected = state.rejected.max(generation);
+        });
+        bump(&self.stats.renewals);
     }
 
-    fn reject(&self, generation: u64) {
-        self.rejected.fetch_max(generation, Ordering::Relaxed);
-    }
-
-    /// One relaxed load: a request that reads an old value is sent with the
-    /// rejected credential and replayed, as if it had been sent just before.
+    /// A request that reads an old state is sent with the rejected
+    /// credential and replayed, as if it had been sent just before.
     /// Generation 0 is never one of this source's (logins count from 1).
-    #[inline]
     pub(crate) fn is_rejected(&self, credential: &Credential) -> bool {
         let generation = credential.generation();
-        generation != 0 && generation <= self.rejected.load(Ordering::Relaxed)
+        generation != 0 && generation <= self.state.load().rejected
     }
 
     pub(crate) fn on_replay(&self, replayed: bool) {
@@ -722,56 +523,23 @@ impl Engine {
     }
 }
 
-/// The future a session source hands out: ready at once while a session is
-/// held, otherwise shared with every other request waiting on the same login.
-pub struct SessionFuture {
-    state: FutureState,
+/// The error a request gets while a failed login's backoff runs.
+fn backing_off(state: &State, now: Instant) -> Option<AuthError> {
+    let failure = state.failure.as_ref().filter(|f| now < f.until)?;
+    tracing::trace!("login suppressed: backing off after a failed login");
+    let error = AuthError::new(
+        ErrorKind::BackingOff,
+        "not logging in again yet: the last login failed",
+    )
+    .with_retry_after(Some(failure.until - now))
+    .with_source(failure.error.clone());
+    Some(error)
 }
 
-enum FutureState {
-    Ready(Option<Result<Credential, AuthError>>),
-    Login(LoginFuture),
-}
-
-impl SessionFuture {
-    fn ready(result: Result<Credential, AuthError>) -> Self {
-        Self {
-            state: FutureState::Ready(Some(result)),
-        }
-    }
-
-    fn login(login: LoginFuture) -> Self {
-        Self {
-            state: FutureState::Login(login),
-        }
-    }
-}
-
-impl Future for SessionFuture {
-    type Output = Result<Credential, AuthError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            FutureState::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
-                Err(AuthError::new(
-                    ErrorKind::PolledAfterCompletion,
-                    "credential future polled after completion",
-                ))
-            })),
-            FutureState::Login(login) => Pin::new(login).poll(cx),
-        }
-    }
-}
-
-impl fmt::Debug for SessionFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            FutureState::Ready(_) => "ready",
-            FutureState::Login(_) => "waiting for login",
-        };
-        f.debug_struct("SessionFuture")
-            .field("state", &state)
-            .finish()
+/// Sets when the session's refresh is due.
+fn set_refresh(state: &mut State, at: Option<Instant>) {
+    if let Some(session) = &mut state.session {
+        Arc::make_mut(session).refresh_at = at;
     }
 }
 
@@ -779,6 +547,7 @@ impl fmt::Debug for SessionFuture {
 mod tests {
     use std::sync::{OnceLock, Weak};
 
+    use futures_util::future::BoxFuture;
     use http::StatusCode;
 
     use super::*;
@@ -790,7 +559,7 @@ mod tests {
     /// built, and the transport called, outside it.
     fn assert_unlocked(home: &Home) {
         let engine = home.get().and_then(Weak::upgrade).expect("engine");
-        assert!(engine.state.try_lock().is_ok(), "called with the lock held");
+        assert!(engine.login.try_lock().is_ok(), "called with the lock held");
     }
 
     struct Probe {
@@ -894,7 +663,7 @@ mod tests {
         // The lock-free check of a request that arrives while the login is
         // still failing: no backoff recorded yet.
         let now = Instant::now();
-        assert!(engine.backing_off(now).is_none());
+        assert!(backing_off(&engine.state.load(), now).is_none());
         // The login fails and records its backoff ...
         assert!(engine.credential().await.unwrap_err().is_login_failed());
         // ... before that request reaches the lock.

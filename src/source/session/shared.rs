@@ -19,8 +19,10 @@ mod enabled {
 
     use tokio::time::Instant;
 
+    use std::future::Future;
+
     use crate::error::AuthError;
-    use crate::source::session::{bump, Engine, Grant, Settings, MAX_LIFETIME, MIN_LIFETIME};
+    use crate::source::session::{bump, Grant, Settings, MAX_LIFETIME, MIN_LIFETIME};
     use crate::store::seal::{unix_ms, RecordId};
     use crate::store::{Sealer, SessionStore, StoreFuture};
 
@@ -63,6 +65,10 @@ mod enabled {
         /// The record of the session answered 401 last (`None`: it had
         /// none): its renewal by another process is taken.
         last_rejected: Mutex<Option<[u8; 16]>>,
+        /// Sessions taken from the store.
+        hits: AtomicU64,
+        /// Store calls that failed or timed out.
+        errors: AtomicU64,
     }
 
     impl Shared {
@@ -98,32 +104,39 @@ mod enabled {
                 floor: AtomicU64::new(0),
                 rejected: Mutex::new(VecDeque::new()),
                 last_rejected: Mutex::new(None),
+                hits: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
             }))
         }
 
         /// A session for `engine`: the stored one, the one another process
         /// is logging in (waited for while it holds the lease), or a login
         /// of its own; with what is known of its record in the store.
-        pub(crate) async fn obtain(
+        pub(crate) async fn obtain<F, L>(
             &self,
-            engine: &Engine,
-        ) -> Result<(Grant, Option<Stored>), AuthError> {
+            settings: &Settings,
+            log_in: F,
+        ) -> Result<(Grant, Option<Stored>), AuthError>
+        where
+            F: Fn() -> L,
+            L: Future<Output = Result<Grant, AuthError>>,
+        {
             // Bounded: builders clamp login timeouts to MAX_LOGIN_TIMEOUT.
-            let deadline = Instant::now() + engine.settings.login_timeout;
+            let deadline = Instant::now() + settings.login_timeout;
             loop {
-                match self.stored(engine).await {
+                match self.stored(settings).await {
                     Ok(Some(found)) => return Ok(found),
                     Ok(None) => {}
-                    Err(Trouble) => return engine.log_in().await.map(|grant| (grant, None)),
+                    Err(Trouble) => return log_in().await.map(|grant| (grant, None)),
                 }
-                let ttl = engine.settings.login_timeout;
+                let ttl = settings.login_timeout;
                 match self
-                    .call(engine, self.store.try_lease(&self.name, &self.holder, ttl))
+                    .call(self.store.try_lease(&self.name, &self.holder, ttl))
                     .await
                 {
-                    Ok(true) => return self.lead(engine).await,
+                    Ok(true) => return self.lead(settings, &log_in).await,
                     Ok(false) => {}
-                    Err(Trouble) => return engine.log_in().await.map(|grant| (grant, None)),
+                    Err(Trouble) => return log_in().await.map(|grant| (grant, None)),
                 }
                 if Instant::now() >= deadline {
                     tracing::warn!(
@@ -131,7 +144,7 @@ mod enabled {
                         "another process held the login lease for the whole login timeout: \
                          logging in without it"
                     );
-                    return self.log_in_and_save(engine).await;
+                    return self.log_in_and_save(&log_in).await;
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 tokio::time::sleep(self.poll_interval.min(left)).await;
@@ -140,23 +153,35 @@ mod enabled {
 
         /// Holding the lease: takes a session stored since the last look,
         /// or logs in and stores one; then gives the lease back.
-        async fn lead(&self, engine: &Engine) -> Result<(Grant, Option<Stored>), AuthError> {
-            let result = match self.stored(engine).await {
+        async fn lead<F, L>(
+            &self,
+            settings: &Settings,
+            log_in: &F,
+        ) -> Result<(Grant, Option<Stored>), AuthError>
+        where
+            F: Fn() -> L,
+            L: Future<Output = Result<Grant, AuthError>>,
+        {
+            let result = match self.stored(settings).await {
                 Ok(Some(found)) => Ok(found),
-                _ => self.log_in_and_save(engine).await,
+                _ => self.log_in_and_save(log_in).await,
             };
             // A release that fails leaves the lease to lapse.
             let _ = self
-                .call(engine, self.store.release(&self.name, &self.holder))
+                .call(self.store.release(&self.name, &self.holder))
                 .await;
             result
         }
 
-        async fn log_in_and_save(
+        async fn log_in_and_save<F, L>(
             &self,
-            engine: &Engine,
-        ) -> Result<(Grant, Option<Stored>), AuthError> {
-            let grant = engine.log_in().await?;
+            log_in: &F,
+        ) -> Result<(Grant, Option<Stored>), AuthError>
+        where
+            F: Fn() -> L,
+            L: Future<Output = Result<Grant, AuthError>>,
+        {
+            let grant = log_in().await?;
             let ttl = match grant.expires_in {
                 Some(expires_in) => expires_in.clamp(MIN_LIFETIME, MAX_LIFETIME),
                 None => self.record_age,
@@ -169,7 +194,7 @@ mod enabled {
             // An unanswered save may still be applied: the record is then
             // known by its id, not its generation.
             let generation = self
-                .call(engine, self.store.save(&self.name, &sealed, Some(ttl)))
+                .call(self.store.save(&self.name, &sealed, Some(ttl)))
                 .await
                 .ok();
             tracing::debug!(store = %self.name, ?generation, "stored the session");
@@ -182,9 +207,9 @@ mod enabled {
         /// the one stored.
         async fn stored(
             &self,
-            engine: &Engine,
+            settings: &Settings,
         ) -> Result<Option<(Grant, Option<Stored>)>, Trouble> {
-            let Some(found) = self.call(engine, self.store.load(&self.name)).await? else {
+            let Some(found) = self.call(self.store.load(&self.name)).await? else {
                 return Ok(None);
             };
             let Some(opened) = self.sealer.open(&found.sealed) else {
@@ -197,7 +222,7 @@ mod enabled {
             };
             if self.was_rejected(&opened.record.id) {
                 let removed = self
-                    .call(engine, self.store.remove(&self.name, found.generation))
+                    .call(self.store.remove(&self.name, found.generation))
                     .await?;
                 tracing::debug!(
                     store = %self.name,
@@ -222,11 +247,11 @@ mod enabled {
             // at most half the lifetime): then a new one is wanted.
             if let (Some(left), Some(lifetime)) = (opened.expires_in, opened.lifetime) {
                 let lifetime = lifetime.clamp(MIN_LIFETIME, MAX_LIFETIME);
-                if left <= engine.settings.refresh_before.min(lifetime / 2) {
+                if left <= settings.refresh_margin(lifetime) {
                     return Ok(None);
                 }
             }
-            bump(&engine.stats.shared_hits);
+            bump(&self.hits);
             tracing::debug!(
                 store = %self.name,
                 generation = found.generation,
@@ -281,14 +306,20 @@ mod enabled {
             self.floor.fetch_max(floor, Ordering::Relaxed);
         }
 
+        /// (sessions taken from the store, store calls that failed).
+        pub(crate) fn counts(&self) -> (u64, u64) {
+            let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            (get(&self.hits), get(&self.errors))
+        }
+
         /// Removes the session's record now, for a logout: by its
         /// generation, or, if its save went unanswered, by its id.
-        pub(crate) async fn forget(&self, engine: &Engine, stored: Option<Stored>) {
+        pub(crate) async fn forget(&self, stored: Option<Stored>) {
             self.reject(stored.as_ref());
             let Some(stored) = stored else { return };
             let generation = match stored.generation {
                 Some(generation) => Some(generation),
-                None => match self.call(engine, self.store.load(&self.name)).await {
+                None => match self.call(self.store.load(&self.name)).await {
                     Ok(Some(found)) => self
                         .sealer
                         .open(&found.sealed)
@@ -298,21 +329,19 @@ mod enabled {
                 },
             };
             if let Some(generation) = generation {
-                let _ = self
-                    .call(engine, self.store.remove(&self.name, generation))
-                    .await;
+                let _ = self.call(self.store.remove(&self.name, generation)).await;
             }
         }
 
         /// One store call, bounded by the store timeout; trouble is logged
         /// and counted, never returned as a request's error.
-        async fn call<T>(&self, engine: &Engine, call: StoreFuture<'_, T>) -> Result<T, Trouble> {
+        async fn call<T>(&self, call: StoreFuture<'_, T>) -> Result<T, Trouble> {
             let trouble = match tokio::time::timeout(self.timeout, call).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => error.to_string(),
                 Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
             };
-            bump(&engine.stats.store_errors);
+            bump(&self.errors);
             tracing::warn!(
                 store = %self.name,
                 error = %trouble,
@@ -336,8 +365,10 @@ mod enabled {
 
 #[cfg(not(feature = "session-store"))]
 mod disabled {
+    use std::future::Future;
+
     use crate::error::AuthError;
-    use crate::source::session::{Engine, Grant, Settings};
+    use crate::source::session::{Grant, Settings};
 
     /// No store: there is never a value of this type.
     #[derive(Debug)]
@@ -352,10 +383,19 @@ mod disabled {
             Ok(None)
         }
 
-        pub(crate) async fn obtain(
+        pub(crate) async fn obtain<F, L>(
             &self,
-            _: &Engine,
-        ) -> Result<(Grant, Option<Stored>), AuthError> {
+            _: &Settings,
+            _: F,
+        ) -> Result<(Grant, Option<Stored>), AuthError>
+        where
+            F: Fn() -> L,
+            L: Future<Output = Result<Grant, AuthError>>,
+        {
+            match *self {}
+        }
+
+        pub(crate) fn counts(&self) -> (u64, u64) {
             match *self {}
         }
 
@@ -363,7 +403,7 @@ mod disabled {
             match *self {}
         }
 
-        pub(crate) async fn forget(&self, _: &Engine, _: Option<Stored>) {
+        pub(crate) async fn forget(&self, _: Option<Stored>) {
             match *self {}
         }
     }
