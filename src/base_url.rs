@@ -363,6 +363,7 @@ impl fmt::Debug for BaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     fn err(url: &str) -> String {
         BaseUrl::new(url).unwrap_err().to_string()
@@ -402,7 +403,7 @@ mod tests {
         assert!(err("https://-a.com").contains("DNS name"));
         assert!(!err("https://user:pw@api.infobip.com").contains("pw"));
         let e = BaseUrl::new("https://a.com/x").unwrap_err();
-        assert!(e.is_invalid_base_url());
+        assert!(e.kind() == ErrorKind::InvalidBaseUrl);
     }
 
     #[test]

@@ -78,18 +78,25 @@ pub enum ErrorKind {
     Redirected,
 }
 
-/// One `is_*` method per [`ErrorKind`].
-macro_rules! kind_predicates {
-    ($($(#[$doc:meta])* $name:ident => $kind:ident,)*) => {
-        $(
-            $(#[$doc])*
-            pub fn $name(&self) -> bool {
-                self.inner.kind == ErrorKind::$kind
-            }
-        )*
-    };
+impl ErrorKind {
+    /// Any failure to obtain a session (bad credentials, throttling, server
+    /// error, timeout, transport, malformed response, redirect, or backoff).
+    pub fn is_login(self) -> bool {
+        matches!(
+            self,
+            Self::BadCredentials
+                | Self::Throttled
+                | Self::LoginFailed
+                | Self::Timeout
+                | Self::Transport
+                | Self::InvalidResponse
+                | Self::BackingOff
+                | Self::Redirected
+        )
+    }
 }
 
+/// One `is_*` method per [`ErrorKind`].
 /// The error returned by this crate's constructors, sources and services.
 ///
 /// Cheap to clone (a failed login is handed to every request that waited on
@@ -164,76 +171,6 @@ impl AuthError {
     pub fn retry_after(&self) -> Option<Duration> {
         self.inner.retry_after
     }
-
-    kind_predicates! {
-        /// A credential given to a constructor was rejected.
-        is_invalid_credential => InvalidCredential,
-        /// A base URL was rejected, or a session source and the layer it was
-        /// given to name different base URLs.
-        is_invalid_base_url => InvalidBaseUrl,
-        /// The login endpoint rejected the username or password.
-        is_bad_credentials => BadCredentials,
-        /// The login endpoint answered 429; see [`retry_after`](Self::retry_after).
-        is_throttled => Throttled,
-        /// The login endpoint failed (5xx or another unexpected status).
-        is_login_failed => LoginFailed,
-        /// A login (or logout) did not finish within its timeout.
-        is_timeout => Timeout,
-        /// A login request could not be sent or its response not read.
-        is_transport => Transport,
-        /// A login response was not what was expected.
-        is_invalid_response => InvalidResponse,
-        /// No login is tried while recent ones failed; see
-        /// [`retry_after`](Self::retry_after).
-        is_backing_off => BackingOff,
-        /// A custom [`CredentialSource`](crate::CredentialSource) failed.
-        is_source => Source,
-        /// The error came from the wrapped service; [`source`](StdError::source)
-        /// returns it.
-        is_inner => Inner,
-        /// The request could not carry the credential.
-        is_request => Request,
-        /// The service was called before `poll_ready` returned `Ready`.
-        is_not_ready => NotReady,
-        /// A future was polled after it had completed.
-        is_polled_after_completion => PolledAfterCompletion,
-        /// A user's session has ended: ask the user to log in again.
-        is_reauthentication_required => ReauthenticationRequired,
-        /// The request named no account, and there is no default.
-        is_no_account => NoAccount,
-        /// A builder was given settings that cannot be used together, or a
-        /// setting that cannot be used.
-        is_invalid_config => InvalidConfig,
-        /// The daily limit on creating and updating API keys is reached.
-        is_key_limit_reached => KeyLimitReached,
-        /// Infobip answered 403; logging in again does not help.
-        is_forbidden => Forbidden,
-        /// Infobip answered 404.
-        is_not_found => NotFound,
-        /// Infobip refused a management request.
-        is_rejected => Rejected,
-    }
-
-    /// Any failure to obtain a session (bad credentials, throttling, server
-    /// error, timeout, transport, malformed response, or backoff).
-    pub fn is_login(&self) -> bool {
-        matches!(
-            self.inner.kind,
-            ErrorKind::BadCredentials
-                | ErrorKind::Throttled
-                | ErrorKind::LoginFailed
-                | ErrorKind::Timeout
-                | ErrorKind::Transport
-                | ErrorKind::InvalidResponse
-                | ErrorKind::BackingOff
-                | ErrorKind::Redirected
-        )
-    }
-
-    /// The inner service's (or transport's) error, if this error wraps one.
-    pub fn inner_error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
-        self.inner.source.as_deref()
-    }
 }
 
 impl fmt::Debug for AuthError {
@@ -278,11 +215,11 @@ mod tests {
     fn inner_error_is_reachable_through_source() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let error = AuthError::inner(io);
-        assert!(error.is_inner());
+        assert!(error.kind() == ErrorKind::Inner);
         let source = error.source().expect("inner error kept");
         assert_eq!(source.to_string(), "refused");
         assert!(error
-            .inner_error()
+            .source()
             .unwrap()
             .downcast_ref::<std::io::Error>()
             .is_some());
@@ -315,27 +252,27 @@ mod tests {
             Rejected,
         ];
         let predicates: [fn(&AuthError) -> bool; 21] = [
-            AuthError::is_invalid_credential,
-            AuthError::is_invalid_base_url,
-            AuthError::is_bad_credentials,
-            AuthError::is_throttled,
-            AuthError::is_login_failed,
-            AuthError::is_timeout,
-            AuthError::is_transport,
-            AuthError::is_invalid_response,
-            AuthError::is_backing_off,
-            AuthError::is_source,
-            AuthError::is_inner,
-            AuthError::is_request,
-            AuthError::is_not_ready,
-            AuthError::is_polled_after_completion,
-            AuthError::is_reauthentication_required,
-            AuthError::is_no_account,
-            AuthError::is_invalid_config,
-            AuthError::is_key_limit_reached,
-            AuthError::is_forbidden,
-            AuthError::is_not_found,
-            AuthError::is_rejected,
+            (|e: &AuthError| e.kind() == ErrorKind::InvalidCredential),
+            (|e: &AuthError| e.kind() == ErrorKind::InvalidBaseUrl),
+            (|e: &AuthError| e.kind() == ErrorKind::BadCredentials),
+            (|e: &AuthError| e.kind() == ErrorKind::Throttled),
+            (|e: &AuthError| e.kind() == ErrorKind::LoginFailed),
+            (|e: &AuthError| e.kind() == ErrorKind::Timeout),
+            (|e: &AuthError| e.kind() == ErrorKind::Transport),
+            (|e: &AuthError| e.kind() == ErrorKind::InvalidResponse),
+            (|e: &AuthError| e.kind() == ErrorKind::BackingOff),
+            (|e: &AuthError| e.kind() == ErrorKind::Source),
+            (|e: &AuthError| e.kind() == ErrorKind::Inner),
+            (|e: &AuthError| e.kind() == ErrorKind::Request),
+            (|e: &AuthError| e.kind() == ErrorKind::NotReady),
+            (|e: &AuthError| e.kind() == ErrorKind::PolledAfterCompletion),
+            (|e: &AuthError| e.kind() == ErrorKind::ReauthenticationRequired),
+            (|e: &AuthError| e.kind() == ErrorKind::NoAccount),
+            (|e: &AuthError| e.kind() == ErrorKind::InvalidConfig),
+            (|e: &AuthError| e.kind() == ErrorKind::KeyLimitReached),
+            (|e: &AuthError| e.kind() == ErrorKind::Forbidden),
+            (|e: &AuthError| e.kind() == ErrorKind::NotFound),
+            (|e: &AuthError| e.kind() == ErrorKind::Rejected),
         ];
         for (i, kind) in kinds.into_iter().enumerate() {
             let error = AuthError::new(kind, "x");
@@ -351,6 +288,6 @@ mod tests {
             .with_retry_after(Some(Duration::from_secs(2)));
         assert_eq!(error.to_string(), "login throttled (retry after 2000 ms)");
         assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
-        assert!(error.is_login());
+        assert!(error.kind().is_login());
     }
 }

@@ -13,6 +13,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use infobip_auth::accounts::{Account, Accounts, AccountsLayer};
 use infobip_auth::testing::FakeInfobip;
+use infobip_auth::ErrorKind;
 use infobip_auth::{ApiKey, AuthError, Ibsso, UserSession};
 
 /// Logins a second Infobip allows.
@@ -175,7 +176,7 @@ async fn a_request_without_an_account_fails_or_takes_the_default() {
         .oneshot(sms_for(None))
         .await
         .unwrap_err();
-    assert!(error.is_no_account(), "{error:?}");
+    assert!(error.kind() == ErrorKind::NoAccount, "{error:?}");
     assert_eq!(fake.accepted() + fake.rejected(), 0, "nothing sent");
 
     let with_default = layer.default_key(Customer(0)).layer(hyper_client());
@@ -242,7 +243,10 @@ async fn a_user_session_account_asks_for_a_new_login_on_401() {
         .oneshot(sms_for(Some(Customer(9))))
         .await
         .unwrap_err();
-    assert!(error.is_reauthentication_required(), "{error:?}");
+    assert!(
+        error.kind() == ErrorKind::ReauthenticationRequired,
+        "{error:?}"
+    );
     assert_eq!(fake.logins(), 1);
 }
 

@@ -18,6 +18,7 @@ use common::{hyper_client, send, sms, HyperClient};
 use http::StatusCode;
 use infobip_auth::store::{SealingKey, SessionStore, SharedStore, StoreFuture, StoredSession};
 use infobip_auth::testing::FakeInfobip;
+use infobip_auth::ErrorKind;
 use infobip_auth::{AuthLayer, AuthService, Ibsso};
 use tokio::time::Instant;
 use tower::Layer;
@@ -416,11 +417,11 @@ async fn settings_at_duration_max_are_clamped_and_still_serve() {
     let wrong = build("extreme-wrong", "wrong-password");
     let error = send(&wrong, sms("{}")).await.unwrap_err();
     assert!(
-        error.is_bad_credentials() || error.is_backing_off(),
+        error.kind() == ErrorKind::BadCredentials || error.kind() == ErrorKind::BackingOff,
         "{error}"
     );
     let error = send(&wrong, sms("{}")).await.unwrap_err();
-    assert!(error.is_backing_off(), "{error}");
+    assert!(error.kind() == ErrorKind::BackingOff, "{error}");
     let day = Duration::from_secs(86_400);
     assert!(error.retry_after().is_some_and(|wait| wait <= day));
 }

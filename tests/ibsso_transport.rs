@@ -234,7 +234,10 @@ fn builder_rejects_bad_credentials() {
         let error = Ibsso::builder(base(), user, pass)
             .build(transport)
             .unwrap_err();
-        assert!(error.is_invalid_credential(), "{user:?}/{pass:?}");
+        assert!(
+            error.kind() == ErrorKind::InvalidCredential,
+            "{user:?}/{pass:?}"
+        );
     }
 }
 

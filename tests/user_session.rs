@@ -6,6 +6,7 @@ mod common;
 use common::{authed, hyper_client, send, sms};
 use http::StatusCode;
 use infobip_auth::testing::FakeInfobip;
+use infobip_auth::ErrorKind;
 use infobip_auth::{CredentialSource, UserSession};
 
 async fn logged_in(fake: &FakeInfobip) -> UserSession {
@@ -45,10 +46,16 @@ async fn a_401_asks_for_the_user_to_log_in_again_without_a_login() {
     fake.revoke_sessions();
 
     let error = send(&service, sms("{}")).await.unwrap_err();
-    assert!(error.is_reauthentication_required(), "{error:?}");
+    assert!(
+        error.kind() == ErrorKind::ReauthenticationRequired,
+        "{error:?}"
+    );
     assert!(!session.is_active());
     let error = send(&service, sms("{}")).await.unwrap_err();
-    assert!(error.is_reauthentication_required(), "{error:?}");
+    assert!(
+        error.kind() == ErrorKind::ReauthenticationRequired,
+        "{error:?}"
+    );
     assert_eq!(fake.logins(), 1, "no login attempted");
     assert_eq!(fake.rejected(), 1, "the later request was not sent");
 }
@@ -62,7 +69,7 @@ async fn logout_ends_the_session_on_the_server() {
     session.logout().await.unwrap();
     assert_eq!(fake.logouts(), 1, "once");
     let error = session.credential().await.unwrap_err();
-    assert!(error.is_reauthentication_required());
+    assert!(error.kind() == ErrorKind::ReauthenticationRequired);
 }
 
 #[tokio::test]
@@ -76,11 +83,11 @@ async fn wrong_credentials_fail_the_login() {
     )
     .await
     .unwrap_err();
-    assert!(error.is_bad_credentials(), "{error:?}");
+    assert!(error.kind() == ErrorKind::BadCredentials, "{error:?}");
     let error = UserSession::login(fake.base_url(), "", "pw", hyper_client())
         .await
         .unwrap_err();
-    assert!(error.is_invalid_credential());
+    assert!(error.kind() == ErrorKind::InvalidCredential);
 }
 
 /// What the value holds: the base URL, the token (redacted) and whether it

@@ -20,7 +20,7 @@ const SCHEMES: [&str; 4] = ["app", "basic", "ibsso", "bearer"];
 ///
 /// let key = ApiKey::new("003026bbc133714df1834b8638bb496e-8f4b3d9a").unwrap();
 /// assert_eq!(format!("{key:?}"), "ApiKey(\"** redacted **\")");
-/// assert!(ApiKey::new("App 003026bb").unwrap_err().is_invalid_credential());
+/// assert!(ApiKey::new("App 003026bb").unwrap_err().kind() == ErrorKind::InvalidCredential);
 /// ```
 #[derive(Clone)]
 pub struct ApiKey {
@@ -85,6 +85,7 @@ impl fmt::Debug for ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     async fn header(key: &ApiKey) -> String {
         let c = key.credential().await.unwrap();
@@ -120,7 +121,7 @@ mod tests {
         ];
         for (key, why) in cases {
             let error = ApiKey::new(key).unwrap_err();
-            assert!(error.is_invalid_credential(), "{key:?}");
+            assert!(error.kind() == ErrorKind::InvalidCredential, "{key:?}");
             assert!(error.to_string().contains(why), "{key:?}: {error}");
         }
     }

@@ -23,7 +23,7 @@ use crate::source::{Credential, CredentialSource};
 ///
 /// let basic = Basic::new("Aladdin", "openSesame").unwrap();
 /// # let _ = basic;
-/// assert!(Basic::new("user:name", "pw").unwrap_err().is_invalid_credential());
+/// assert!(Basic::new("user:name", "pw").unwrap_err().kind() == ErrorKind::InvalidCredential);
 /// ```
 #[derive(Clone)]
 pub struct Basic {
@@ -103,6 +103,7 @@ impl fmt::Debug for Basic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     async fn header(user: &str, pass: &str) -> String {
         let c = Basic::new(user, pass).unwrap().credential().await.unwrap();
@@ -145,7 +146,7 @@ mod tests {
         ];
         for (user, pass, why) in cases {
             let error = Basic::new(user, pass).unwrap_err();
-            assert!(error.is_invalid_credential());
+            assert!(error.kind() == ErrorKind::InvalidCredential);
             assert!(error.to_string().contains(why), "{user:?}: {error}");
         }
     }
@@ -155,7 +156,7 @@ mod tests {
         let basic = Basic::new("user", "").unwrap();
         // What `curl -u user:` sends.
         assert_eq!(basic.credential.header_value(), "Basic dXNlcjo=");
-        assert!(Basic::new("us:er", "").unwrap_err().is_invalid_credential());
+        assert!(Basic::new("us:er", "").unwrap_err().kind() == ErrorKind::InvalidCredential);
     }
 
     #[test]

@@ -148,9 +148,8 @@ mod tests {
                 .unwrap();
             assert_eq!(error.kind(), ErrorKind::InvalidResponse);
         }
-        assert!(token_grant(&mut answer(401, b""))
-            .err()
-            .unwrap()
-            .is_bad_credentials());
+        assert!(
+            token_grant(&mut answer(401, b"")).err().unwrap().kind() == ErrorKind::BadCredentials
+        );
     }
 }

@@ -649,10 +649,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn requests_during_a_backoff_do_not_take_the_lock() {
         let engine = engine(StatusCode::SERVICE_UNAVAILABLE, None);
-        assert!(engine.credential().await.unwrap_err().is_login_failed());
+        assert!(engine.credential().await.unwrap_err().kind() == ErrorKind::LoginFailed);
         let before = locks(&engine);
         for _ in 0..100 {
-            assert!(engine.credential().await.unwrap_err().is_backing_off());
+            assert!(engine.credential().await.unwrap_err().kind() == ErrorKind::BackingOff);
         }
         assert_eq!(locks(&engine), before, "no request took the lock");
     }
@@ -665,10 +665,10 @@ mod tests {
         let now = Instant::now();
         assert!(backing_off(&engine.state.load(), now).is_none());
         // The login fails and records its backoff ...
-        assert!(engine.credential().await.unwrap_err().is_login_failed());
+        assert!(engine.credential().await.unwrap_err().kind() == ErrorKind::LoginFailed);
         // ... before that request reaches the lock.
         let error = engine.credential_locked(now).await.unwrap_err();
-        assert!(error.is_backing_off(), "{error:?}");
+        assert!(error.kind() == ErrorKind::BackingOff, "{error:?}");
         let stats = engine.stats();
         assert_eq!((stats.logins, stats.failed_logins), (1, 1), "one login");
     }
