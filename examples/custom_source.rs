@@ -34,7 +34,7 @@ fn read_key(path: &PathBuf) -> Result<ApiKey, AuthError> {
 /// that is briefly unreadable or holds a malformed key keeps the last good
 /// key in use.
 fn watch(path: PathBuf, key: &Rotating, every: Duration) {
-    let handle = key.handle();
+    let handle = key.clone();
     tokio::spawn(async move {
         let mut last = std::fs::read_to_string(&path).ok();
         loop {

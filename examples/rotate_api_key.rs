@@ -55,7 +55,7 @@ async fn main() -> Result<(), BoxError> {
 
     let rotator = KeyRotator::new(
         keys.clone(),
-        source.handle(),
+        source.clone(),
         first.info.id.clone(),
         template,
     )

@@ -85,7 +85,7 @@ impl<C> AuthLayer<C> {
     }
 
     /// How many body bytes are kept so that a request answered 401 can be
-    /// replayed (default [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT), 64 KiB). Only renewing
+    /// replayed (default 64 KiB). Only renewing
     /// sources keep anything.
     pub fn replay_limit(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.config).replay_limit = bytes;

@@ -12,7 +12,7 @@
 //! | [`OAuth2`] | `Bearer <token>` | client credentials; refreshed ahead of expiry; renews and replays like `Ibsso` |
 //! | [`Rotating`] | `App` or `Basic` | replaceable at run time for every clone, lock-free |
 //!
-//! Anything else: implement [`CredentialSource`] or use [`source::from_fn`].
+//! Anything else: implement [`CredentialSource`] or use [`source_fn`].
 //!
 //! # Example
 //!
@@ -135,7 +135,7 @@ pub mod reqwest;
 mod resolve;
 mod secret;
 mod service;
-pub mod source;
+mod source;
 #[cfg(feature = "session-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "session-store")))]
 pub mod store;
@@ -147,19 +147,37 @@ pub mod testing;
 #[cfg(any(feature = "api-keys", feature = "test-util"))]
 mod timestamp;
 
+/// The defaults the crate applies have the values its documentation gives.
+#[cfg(test)]
+#[test]
+fn defaults_are_as_documented() {
+    use std::time::Duration;
+    assert_eq!(replay::DEFAULT_REPLAY_LIMIT, 64 * 1024);
+    assert_eq!(
+        source::ibsso::DEFAULT_IDLE_TIMEOUT,
+        Duration::from_secs(55 * 60)
+    );
+    assert_eq!(
+        source::oauth2::DEFAULT_REFRESH_BEFORE,
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        source::session::DEFAULT_LOGIN_TIMEOUT,
+        Duration::from_secs(10)
+    );
+    assert_eq!(source::session::DEFAULT_MAX_RESPONSE_BYTES, 16 * 1024);
+    assert_eq!(client::login_rate::DEFAULT_LOGIN_RATE, 8);
+}
+
 pub use base_url::BaseUrl;
 pub use error::{AuthError, BoxError, ErrorKind};
 pub use future::ResponseFuture;
 pub use layer::AuthLayer;
-pub use replay::{ReplayBody, ReplaySkipped, ReplayableBody, DEFAULT_REPLAY_LIMIT};
+pub use replay::{ReplayBody, ReplaySkipped, ReplayableBody};
 pub use resolve::{ResolvePaths, ResolvePathsLayer};
 pub use service::AuthService;
 pub use source::{
-    ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, HttpClient, Ibsso,
-    IbssoBuilder, OAuth2, OAuth2Builder, Rotating, RotationHandle, SessionStats, UserSession,
-};
-// Every default the crate applies, in one place.
-pub use source::{
-    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_RATE,
-    DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REFRESH_BEFORE,
+    source_fn, ApiKey, Basic, BoxCredentialSource, Credential, CredentialSource, HttpClient, Ibsso,
+    IbssoBuilder, KeepsBody, OAuth2, OAuth2Builder, Renewing, Rotating, SessionFuture,
+    SessionStats, SourceFn, SourceKind, Static, UserSession,
 };

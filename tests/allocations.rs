@@ -17,8 +17,7 @@ use futures_util::task::noop_waker_ref;
 use http::{Request, Response, Uri};
 use http_body_util::{Empty, Full};
 use infobip_auth::{
-    source::KeepsBody, ApiKey, AuthLayer, BaseUrl, Basic, CredentialSource, Ibsso, ReplayBody,
-    Rotating,
+    ApiKey, AuthLayer, BaseUrl, Basic, CredentialSource, Ibsso, KeepsBody, ReplayBody, Rotating,
 };
 use tower::{service_fn, Layer, Service};
 

@@ -12,11 +12,12 @@ use common::{
 use futures_util::future::join_all;
 use http::{Request, StatusCode};
 use infobip_auth::testing::FakeInfobip;
-use infobip_auth::{
-    AuthLayer, AuthService, CredentialSource, ErrorKind, Ibsso, ReplaySkipped, DEFAULT_REPLAY_LIMIT,
-};
+use infobip_auth::{AuthLayer, AuthService, CredentialSource, ErrorKind, Ibsso, ReplaySkipped};
 use tokio::sync::Barrier;
 use tower::{Layer, Service, ServiceExt};
+
+/// The layer's default replay limit.
+const REPLAY_LIMIT: usize = 64 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renews_once_for_1000_concurrent_requests_on_revoked_session() {
@@ -197,7 +198,7 @@ fn chunks(total: usize, size: usize) -> (Vec<Bytes>, Bytes) {
 async fn replays_whole_body_once_when_401_comes_before_body_was_read() {
     let fake = FakeInfobip::start().await.unwrap();
     let client = hyper_client();
-    let service = streaming_service(&fake, ibsso(&fake, &client), DEFAULT_REPLAY_LIMIT);
+    let service = streaming_service(&fake, ibsso(&fake, &client), REPLAY_LIMIT);
     let (parts, whole) = chunks(48 * 1024, 4096);
 
     // The server answers 401 after reading 5 bytes of the body.
@@ -277,7 +278,7 @@ fn full_body_service(fake: &FakeInfobip, limit: usize) -> (AuthService<HyperClie
 #[tokio::test]
 async fn cloned_body_is_replayed_whole_after_the_session_is_revoked() {
     let fake = FakeInfobip::start().await.unwrap();
-    let (service, source) = full_body_service(&fake, DEFAULT_REPLAY_LIMIT);
+    let (service, source) = full_body_service(&fake, REPLAY_LIMIT);
     assert_eq!(send(&service, sms("{}")).await.unwrap().0, StatusCode::OK);
 
     fake.revoke_sessions();
@@ -312,7 +313,7 @@ async fn cloned_body_over_the_limit_gets_401_with_marker() {
 #[tokio::test]
 async fn body_over_the_cap_gets_401_with_marker_and_next_request_renews() {
     let (fake, source) = started().await;
-    let service = streaming_service(&fake, source.clone(), DEFAULT_REPLAY_LIMIT);
+    let service = streaming_service(&fake, source.clone(), REPLAY_LIMIT);
     let warm = Request::post("/sms/2/text/advanced")
         .body(streaming(vec![Bytes::from_static(b"{}")]))
         .unwrap();

@@ -8,7 +8,10 @@ use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use http_body_util::Empty;
 use infobip_auth::ErrorKind;
-use infobip_auth::{source, ApiKey, AuthError, AuthLayer, BaseUrl, Credential, CredentialSource};
+use infobip_auth::{
+    source_fn, ApiKey, AuthError, AuthLayer, BaseUrl, Credential, CredentialSource, KeepsBody,
+    Renewing, Static,
+};
 use tokio_test::{assert_pending, assert_ready, assert_ready_err, assert_ready_ok, task};
 use tower_test::mock;
 
@@ -51,7 +54,7 @@ async fn poll_ready_is_pending_while_inner_is_not_ready() {
 async fn received<C>(layer: AuthLayer<C>, req: Request<Empty<Bytes>>) -> Req
 where
     C: CredentialSource + Clone,
-    C::Kind: source::KeepsBody<Empty<Bytes>>,
+    C::Kind: KeepsBody<Empty<Bytes>>,
 {
     let (mut service, mut handle) = mock::spawn_layer::<Req, Response<String>, _>(layer);
     handle.allow(1);
@@ -70,8 +73,8 @@ fn with_callers_authorization() -> Request<Empty<Bytes>> {
     req
 }
 
-fn failing_source() -> impl CredentialSource<Kind = source::Static> + Clone {
-    source::from_fn(|| {
+fn failing_source() -> impl CredentialSource<Kind = Static> + Clone {
+    source_fn(|| {
         ready(Err::<Credential, _>(AuthError::source_failed(
             "vault unreachable",
             None,
@@ -224,7 +227,7 @@ impl Generations {
 
 impl CredentialSource for Generations {
     type Future = std::future::Ready<Result<Credential, AuthError>>;
-    type Kind = source::Renewing;
+    type Kind = Renewing;
 
     fn credential(&self) -> Self::Future {
         let generation = self.0 .0.load(Ordering::SeqCst);

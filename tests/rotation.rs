@@ -17,7 +17,7 @@ async fn rotation_mid_flight_gives_each_request_the_old_or_the_new_key_whole() {
     let fake = FakeInfobip::start().await.unwrap();
     fake.add_api_key(NEW_KEY);
     let key = Rotating::new(ApiKey::new(FakeInfobip::API_KEY).unwrap());
-    let handle = key.handle();
+    let handle = key.clone();
     // Every clone of the stack shares the key.
     let service = authed(&fake, key);
 

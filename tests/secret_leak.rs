@@ -16,7 +16,7 @@ use common::{authed, hyper_client, hyper_client_for, ibsso, send, sms, streaming
 use http::{Request, StatusCode};
 use infobip_auth::testing::FakeInfobip;
 use infobip_auth::{
-    source, ApiKey, AuthError, AuthLayer, BaseUrl, Basic, BoxCredentialSource, Credential,
+    source_fn, ApiKey, AuthError, AuthLayer, BaseUrl, Basic, BoxCredentialSource, Credential,
     CredentialSource, Ibsso, ReplayBody, UserSession,
 };
 use tower::{Layer, ServiceExt};
@@ -176,7 +176,7 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
         let rotating = infobip_auth::Rotating::new(created.secret.api_key().unwrap());
         let rotator = KeyRotator::new(
             keys.clone(),
-            rotating.handle(),
+            rotating.clone(),
             created.info.id.clone(),
             NewApiKey::new("leak-scan"),
         )
@@ -217,7 +217,7 @@ async fn no_secret_reaches_logs_debug_display_or_errors() {
         text,
         "{:?} {:?} {:?} {:?}",
         BoxCredentialSource::new(ApiKey::new(API_KEY_SECRET).unwrap()),
-        source::from_fn(|| async { Credential::new("App", API_KEY_SECRET) }),
+        source_fn(|| async { Credential::new("App", API_KEY_SECRET) }),
         ReplayBody::new(Bytes::from_static(b"body")),
         fake,
     )

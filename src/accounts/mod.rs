@@ -5,7 +5,7 @@
 //!
 //! Accounts come from a resolver you supply, once per key however many
 //! requests ask at once, and are kept in a bounded cache (moka) that drops
-//! accounts idle for longer than [`DEFAULT_ACCOUNT_IDLE`] (under Infobip's 60
+//! accounts idle for longer than 50 minutes (under Infobip's 60
 //! idle minutes); a dropped IBSSO session is logged out. Every promise of
 //! [`AuthLayer`] holds per account: origin scoping, the
 //! caller's header kept, single-flight renewal, one replay.
@@ -75,11 +75,11 @@ use crate::source::{
 };
 
 /// The most accounts kept at once, by default.
-pub const DEFAULT_ACCOUNT_CAPACITY: u64 = 10_000;
+pub(crate) const DEFAULT_ACCOUNT_CAPACITY: u64 = 10_000;
 
 /// How long an account is kept unused, by default: under Infobip's 60 idle
 /// minutes, so that a session is logged out before the server ends it.
-pub const DEFAULT_ACCOUNT_IDLE: Duration = Duration::from_secs(50 * 60);
+pub(crate) const DEFAULT_ACCOUNT_IDLE: Duration = Duration::from_secs(50 * 60);
 
 type Logout = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -175,13 +175,13 @@ where
 
 impl<K, R> AccountsLayer<K, R> {
     /// The most accounts kept at once (default
-    /// [`DEFAULT_ACCOUNT_CAPACITY`]); the least recently used go first.
+    /// 10,000); the least recently used go first.
     pub fn max_accounts(mut self, accounts: u64) -> Self {
         self.capacity = accounts;
         self
     }
 
-    /// How long an unused account is kept (default [`DEFAULT_ACCOUNT_IDLE`];
+    /// How long an unused account is kept (default 50 minutes;
     /// clamped to at most a year).
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle = idle.min(crate::source::session::MAX_LIFETIME);

@@ -18,7 +18,7 @@ use crate::base_url::BaseUrl;
 
 /// Logins per second to one base URL, for the whole process: 8, below
 /// Infobip's 10, so that latency jitter never puts 11 in one second.
-pub const DEFAULT_LOGIN_RATE: u32 = 8;
+pub(crate) const DEFAULT_LOGIN_RATE: u32 = 8;
 
 /// Who is logging in: users' logins ([`UserSession`](crate::UserSession))
 /// take their turns one at a time, so that however many are queued or
@@ -50,7 +50,7 @@ fn interval(per_second: u32) -> u64 {
 impl LoginLimit {
     /// The limit for `base_url`, shared by every source of the process.
     /// `per_second`, when given, sets its rate (the last source to set one
-    /// wins); otherwise a new limit takes [`DEFAULT_LOGIN_RATE`].
+    /// wins); otherwise a new limit takes `DEFAULT_LOGIN_RATE`.
     pub(crate) fn for_base_url(base_url: &BaseUrl, per_second: Option<u32>) -> Arc<Self> {
         static LIMITS: OnceLock<Mutex<HashMap<String, Arc<LoginLimit>>>> = OnceLock::new();
         let mut limits = LIMITS

@@ -56,20 +56,20 @@ use crate::error::{AuthError, ErrorKind};
 use crate::secret::SecretString;
 use crate::source::ApiKey;
 
-pub use rotate::{KeyRotator, Rotation, DEFAULT_ROTATION_GRACE};
+pub use rotate::{KeyRotator, Rotation};
 
 /// Where keys are managed.
 const KEYS_PATH: &str = "/settings/2/api-keys";
 /// How long one management request may take.
-pub const DEFAULT_KEYS_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_KEYS_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest management response read (a list of many keys).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
 /// The longest validity [`NewApiKey::valid_for`] and
 /// [`KeyRotator::key_lifetime`] give a key: a hundred years.
-pub const MAX_KEY_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+pub(crate) const MAX_KEY_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// The time `lifetime` from now, `lifetime` clamped to
-/// [`MAX_KEY_LIFETIME`], which no clock reaches the end of.
+/// a hundred years, which no clock reaches the end of.
 fn valid_for(lifetime: Duration) -> SystemTime {
     let now = SystemTime::now();
     now.checked_add(lifetime.min(MAX_KEY_LIFETIME))
@@ -167,7 +167,7 @@ impl NewApiKey {
 
     /// It stops working `lifetime` after it is created (measured from
     /// when the request is built). Clamped to at most
-    /// [`MAX_KEY_LIFETIME`], a hundred years.
+    /// a hundred years.
     pub fn valid_for(mut self, lifetime: Duration) -> Self {
         self.valid_to = Some(valid_for(lifetime));
         self
@@ -358,7 +358,7 @@ impl ApiKeys {
         }
     }
 
-    /// How long one request may take (default [`DEFAULT_KEYS_TIMEOUT`]).
+    /// How long one request may take (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

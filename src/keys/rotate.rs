@@ -7,11 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use super::{ApiKeys, NewApiKey};
 use crate::error::{AuthError, ErrorKind};
-use crate::source::RotationHandle;
+use crate::source::Rotating;
 
 /// How long the old key keeps working after the switch, for requests
 /// already stamped with it and for other holders of the key.
-pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(5 * 60);
 /// First wait before disabling the old key again; doubles per attempt.
 const RETIRE_BACKOFF: Duration = Duration::from_secs(1);
 /// Disabling attempts before the rotation reports the old key as live.
@@ -41,7 +41,7 @@ pub struct Rotation {
 /// key: if creating fails, the source keeps the old one.
 pub struct KeyRotator {
     keys: ApiKeys,
-    handle: RotationHandle,
+    source: Rotating,
     template: NewApiKey,
     /// The validity of each new key, from its creation (None: Infobip's).
     lifetime: Option<Duration>,
@@ -53,18 +53,19 @@ pub struct KeyRotator {
 }
 
 impl KeyRotator {
-    /// Rotates the key of the source behind `handle`, whose current key has
-    /// id `current_key_id`, managing keys through `keys`. New keys are made
-    /// from `template` (name, IPs, permissions, scopes).
+    /// Rotates the key of `source` (a clone of the one the stack stamps
+    /// from), whose current key has id `current_key_id`, managing keys
+    /// through `keys`. New keys are made from `template` (name, IPs,
+    /// permissions, scopes).
     pub fn new(
         keys: ApiKeys,
-        handle: RotationHandle,
+        source: Rotating,
         current_key_id: impl Into<String>,
         template: NewApiKey,
     ) -> Self {
         Self {
             keys,
-            handle,
+            source,
             template,
             lifetime: None,
             grace: DEFAULT_ROTATION_GRACE,
@@ -75,14 +76,14 @@ impl KeyRotator {
     }
 
     /// How long the old key keeps working after the switch (default
-    /// [`DEFAULT_ROTATION_GRACE`]).
+    /// 5 minutes).
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
     }
 
     /// Each new key is valid this long from its creation (clamped to at
-    /// most [`MAX_KEY_LIFETIME`](super::MAX_KEY_LIFETIME)).
+    /// most a hundred years).
     pub fn key_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = Some(lifetime);
         self
@@ -139,7 +140,7 @@ impl KeyRotator {
                 return Err(self.keys.abandon(&new_key_id, error).await);
             }
         };
-        self.handle.rotate(key);
+        self.source.rotate(key);
         let old_key_id = std::mem::replace(
             &mut *self
                 .current

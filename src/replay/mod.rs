@@ -28,7 +28,7 @@ use http_body_util::{Empty, Full};
 pub use record::ReplayBody;
 
 /// The default cap on the bytes of a body kept for a replay: 64 KiB.
-pub const DEFAULT_REPLAY_LIMIT: usize = 64 * 1024;
+pub(crate) const DEFAULT_REPLAY_LIMIT: usize = 64 * 1024;
 
 /// Marks a 401 response that was not replayed, as a response extension.
 ///

@@ -84,8 +84,7 @@ impl<C: CredentialSource> AuthMiddleware<C> {
     }
 
     /// How many body bytes are kept so that a request answered 401 can be
-    /// replayed (default [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT),
-    /// 64 KiB), as [`AuthLayer::replay_limit`](crate::AuthLayer::replay_limit).
+    /// replayed (default 64 KiB), as [`AuthLayer::replay_limit`](crate::AuthLayer::replay_limit).
     pub fn replay_limit(mut self, bytes: usize) -> Self {
         self.config.replay_limit = bytes;
         self

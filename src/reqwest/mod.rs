@@ -63,7 +63,7 @@ pub use middleware::AuthMiddleware;
 /// `reqwest::Body`).
 ///
 /// Errors are the `reqwest::Error` itself; under `AuthLayer` it stays
-/// reachable through [`AuthError::inner_error`](crate::AuthError::inner_error).
+/// reachable through `std::error::Error::source`.
 /// Cloning is cheap (reqwest's client is a reference count) and shares the
 /// connection pool.
 pub struct ReqwestClient<B = ::reqwest::Body> {

@@ -16,11 +16,11 @@ const SCHEMES: [&str; 4] = ["app", "basic", "ibsso", "bearer"];
 /// zeroize-on-drop header value; `Debug` prints a redacted marker.
 ///
 /// ```
-/// use infobip_auth::ApiKey;
+/// use infobip_auth::{ApiKey, ErrorKind};
 ///
 /// let key = ApiKey::new("003026bbc133714df1834b8638bb496e-8f4b3d9a").unwrap();
 /// assert_eq!(format!("{key:?}"), "ApiKey(\"** redacted **\")");
-/// assert!(ApiKey::new("App 003026bb").unwrap_err().kind() == ErrorKind::InvalidCredential);
+/// assert_eq!(ApiKey::new("App 003026bb").unwrap_err().kind(), ErrorKind::InvalidCredential);
 /// ```
 #[derive(Clone)]
 pub struct ApiKey {

@@ -19,11 +19,11 @@ use crate::source::{Credential, CredentialSource};
 /// every request.
 ///
 /// ```
-/// use infobip_auth::Basic;
+/// use infobip_auth::{Basic, ErrorKind};
 ///
 /// let basic = Basic::new("Aladdin", "openSesame").unwrap();
 /// # let _ = basic;
-/// assert!(Basic::new("user:name", "pw").unwrap_err().kind() == ErrorKind::InvalidCredential);
+/// assert_eq!(Basic::new("user:name", "pw").unwrap_err().kind(), ErrorKind::InvalidCredential);
 /// ```
 #[derive(Clone)]
 pub struct Basic {

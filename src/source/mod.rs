@@ -1,49 +1,5 @@
 //! Where credentials come from: the [`CredentialSource`] trait and its
 //! implementations.
-//!
-//! | source | header |
-//! |---|---|
-//! | [`ApiKey`] | `App <key>` (recommended by Infobip) |
-//! | [`Basic`] | `Basic <base64(username:password)>` |
-//! | [`Ibsso`] | `IBSSO <session token>`, logged in, renewed and replayed on 401 |
-//! | [`OAuth2`] | `Bearer <access token>`, refreshed before expiry, renewed and replayed on 401 |
-//! | [`Rotating`] | an `App` or `Basic` credential replaceable at run time |
-//! | [`from_fn`] | whatever your closure returns |
-//!
-//! # Writing a source
-//!
-//! A source hands out a [`Credential`] (the full header value) through a
-//! future. Static sources return [`std::future::Ready`]; sources that fetch
-//! from elsewhere (a vault, a file, an environment variable) can use
-//! [`from_fn`] or implement the trait. The future must be [`Unpin`] because
-//! [`AuthService`](crate::AuthService) resolves it inside `poll_ready`, before
-//! it readies the inner service; box it (`Pin<Box<_>>`) if yours is not.
-//!
-//! ```
-//! use std::future::{ready, Ready};
-//! use infobip_auth::{source, AuthError, Credential, CredentialSource};
-//!
-//! /// Reads the API key from the environment each time it is needed.
-//! #[derive(Clone)]
-//! struct EnvKey;
-//!
-//! impl CredentialSource for EnvKey {
-//!     type Future = Ready<Result<Credential, AuthError>>;
-//!     type Kind = source::Static;
-//!
-//!     fn credential(&self) -> Self::Future {
-//!         let key = std::env::var("INFOBIP_API_KEY")
-//!             .map_err(|_| AuthError::source_failed("INFOBIP_API_KEY is not set", None));
-//!         ready(key.and_then(|key| Credential::new("App", &key)))
-//!     }
-//! }
-//! ```
-//!
-//! A source that can obtain a *new* credential (a session, a token) returns
-//! `true` from [`can_renew`](CredentialSource::can_renew); the service then
-//! reports every 401 to [`on_unauthorized`](CredentialSource::on_unauthorized)
-//! with the credential that was rejected, asks for a fresh one and replays the
-//! request once.
 
 mod api_key;
 mod basic;
@@ -60,17 +16,13 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use http::HeaderValue;
 
-pub use crate::client::login_rate::DEFAULT_LOGIN_RATE;
 pub use crate::client::HttpClient;
 pub use api_key::ApiKey;
 pub use basic::Basic;
-pub use ibsso::{Ibsso, IbssoBuilder, UserSession, DEFAULT_IDLE_TIMEOUT};
-pub use oauth2::{OAuth2, OAuth2Builder, DEFAULT_REFRESH_BEFORE};
-pub use rotating::{Rotating, RotationHandle};
-pub use session::{
-    SessionFuture, SessionStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX,
-    DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
-};
+pub use ibsso::{Ibsso, IbssoBuilder, UserSession};
+pub use oauth2::{OAuth2, OAuth2Builder};
+pub use rotating::Rotating;
+pub use session::{SessionFuture, SessionStats};
 
 use crate::base_url::BaseUrl;
 use crate::error::AuthError;
@@ -169,7 +121,49 @@ impl fmt::Debug for Credential {
 
 /// Supplies the `Authorization` value for each request.
 ///
-/// See the [module documentation](self) for how to write one.
+/// | source | header |
+/// |---|---|
+/// | [`ApiKey`] | `App <key>` (recommended by Infobip) |
+/// | [`Basic`] | `Basic <base64(username:password)>` |
+/// | [`Ibsso`] | `IBSSO <session token>`, logged in, renewed and replayed on 401 |
+/// | [`OAuth2`] | `Bearer <access token>`, refreshed before expiry, renewed and replayed on 401 |
+/// | [`Rotating`] | an `App` or `Basic` credential replaceable at run time |
+/// | [`source_fn`] | whatever your closure returns |
+///
+/// # Writing a source
+///
+/// A source hands out a [`Credential`] (the full header value) through a
+/// future. Static sources return [`std::future::Ready`]; sources that fetch
+/// from elsewhere (a vault, a file, an environment variable) can use
+/// [`source_fn`] or implement the trait. The future must be [`Unpin`] because
+/// [`AuthService`](crate::AuthService) resolves it inside `poll_ready`, before
+/// it readies the inner service; box it (`Pin<Box<_>>`) if yours is not.
+///
+/// ```
+/// use std::future::{ready, Ready};
+/// use infobip_auth::{AuthError, Credential, CredentialSource, Static};
+///
+/// /// Reads the API key from the environment each time it is needed.
+/// #[derive(Clone)]
+/// struct EnvKey;
+///
+/// impl CredentialSource for EnvKey {
+///     type Future = Ready<Result<Credential, AuthError>>;
+///     type Kind = Static;
+///
+///     fn credential(&self) -> Self::Future {
+///         let key = std::env::var("INFOBIP_API_KEY")
+///             .map_err(|_| AuthError::source_failed("INFOBIP_API_KEY is not set", None));
+///         ready(key.and_then(|key| Credential::new("App", &key)))
+///     }
+/// }
+/// ```
+///
+/// A source that can obtain a *new* credential (a session, a token) returns
+/// `true` from [`can_renew`](CredentialSource::can_renew); the service then
+/// reports every 401 to [`on_unauthorized`](CredentialSource::on_unauthorized)
+/// with the credential that was rejected, asks for a fresh one and replays the
+/// request once.
 pub trait CredentialSource {
     /// The future [`credential`](Self::credential) returns.
     type Future: Future<Output = Result<Credential, AuthError>> + Unpin;
@@ -463,7 +457,7 @@ impl fmt::Debug for BoxCredentialSource {
     }
 }
 
-/// A [`CredentialSource`] built from a closure; see [`from_fn`].
+/// A [`CredentialSource`] built from a closure; see [`source_fn`].
 #[derive(Clone)]
 pub struct SourceFn<F> {
     f: F,
@@ -476,15 +470,15 @@ pub struct SourceFn<F> {
 /// per request). Implement [`CredentialSource`] directly to avoid that.
 ///
 /// ```
-/// use infobip_auth::{source, Credential};
+/// use infobip_auth::{source_fn, Credential};
 ///
-/// let source = source::from_fn(|| async {
+/// let source = source_fn(|| async {
 ///     // e.g. fetch from a secret store here
 ///     Credential::new("App", "003026bbc133714df1834b8638bb496e")
 /// });
 /// # let _ = source;
 /// ```
-pub fn from_fn<F, Fut>(f: F) -> SourceFn<F>
+pub fn source_fn<F, Fut>(f: F) -> SourceFn<F>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Credential, AuthError>>,
@@ -540,7 +534,7 @@ mod tests {
 
     #[tokio::test]
     async fn closure_and_boxed_sources_forward() {
-        let source = from_fn(|| async { Credential::new("App", "k1") });
+        let source = source_fn(|| async { Credential::new("App", "k1") });
         assert_eq!(source.credential().await.unwrap().header_value(), "App k1");
         assert!(!source.can_renew());
         let boxed = BoxCredentialSource::new(ApiKey::new("k2").unwrap());

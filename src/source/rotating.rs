@@ -11,11 +11,11 @@ use crate::error::AuthError;
 use crate::secret::REDACTED;
 use crate::source::{ApiKey, Basic, Credential, CredentialSource};
 
-/// A credential (an API key, a Basic pair, any [`Credential`]) that a
-/// [`RotationHandle`] can replace while requests are flowing.
+/// A credential (an API key, a Basic pair, any [`Credential`]) that can be
+/// replaced while requests are flowing.
 ///
-/// Every clone, and so every clone of the service stack built on it, sees a
-/// replacement at once. Reading it on the request path takes no lock and
+/// Clones share it: every clone, and so every clone of the service stack
+/// built on it, sees a replacement at once. Reading it on the request path takes no lock and
 /// allocates nothing; each request carries either the old or the new value
 /// whole.
 ///
@@ -23,19 +23,12 @@ use crate::source::{ApiKey, Basic, Credential, CredentialSource};
 /// use infobip_auth::{ApiKey, Rotating};
 ///
 /// let key = Rotating::new(ApiKey::new("first-key")?);
-/// let handle = key.handle();
-/// // ... build the stack with `AuthLayer::new(base, key)`, then later:
-/// handle.rotate(ApiKey::new("second-key")?);
+/// // ... build the stack with `AuthLayer::new(base, key.clone())`, then later:
+/// key.rotate(ApiKey::new("second-key")?);
 /// # Ok::<(), infobip_auth::AuthError>(())
 /// ```
 #[derive(Clone)]
 pub struct Rotating {
-    current: Arc<ArcSwap<Credential>>,
-}
-
-/// Replaces the credential of a [`Rotating`] source and all its clones.
-#[derive(Clone)]
-pub struct RotationHandle {
     current: Arc<ArcSwap<Credential>>,
 }
 
@@ -47,15 +40,6 @@ impl Rotating {
         }
     }
 
-    /// A handle that replaces the credential.
-    pub fn handle(&self) -> RotationHandle {
-        RotationHandle {
-            current: self.current.clone(),
-        }
-    }
-}
-
-impl RotationHandle {
     /// Replaces the credential for every request that has not yet taken one.
     pub fn rotate(&self, next: impl Into<Credential>) {
         self.current.store(Arc::new(next.into()));
@@ -103,12 +87,6 @@ impl fmt::Debug for Rotating {
     }
 }
 
-impl fmt::Debug for RotationHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RotationHandle").finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,7 +95,7 @@ mod tests {
     async fn every_clone_sees_a_rotation() {
         let source = Rotating::new(ApiKey::new("one").unwrap());
         let clone = source.clone();
-        let handle = source.handle();
+        let handle = source.clone();
         assert_eq!(clone.credential().await.unwrap().header_value(), "App one");
         handle.rotate_api_key("two").unwrap();
         assert_eq!(source.credential().await.unwrap().header_value(), "App two");
@@ -132,7 +110,7 @@ mod tests {
     #[tokio::test]
     async fn a_bad_rotation_keeps_the_current_credential() {
         let source = Rotating::new(ApiKey::new("one").unwrap());
-        let handle = source.handle();
+        let handle = source.clone();
         assert!(handle.rotate_api_key("App one").is_err());
         assert!(handle.rotate_basic("a:b", "c").is_err());
         assert_eq!(source.credential().await.unwrap().header_value(), "App one");

@@ -84,13 +84,12 @@ use crate::secret::REDACTED;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisStore;
 pub(crate) use self::seal::Sealer;
-pub use self::seal::PREVIOUS_KEY_VALIDITY;
 
 /// How long one store call may take before the process stops waiting for
 /// it and logs in on its own.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a process that waits for another's login looks for its result.
-pub const DEFAULT_STORE_POLL_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const DEFAULT_STORE_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// The longest store timeout and poll interval: a minute.
 const MAX_STORE_WAIT: Duration = Duration::from_secs(60);
 
@@ -288,8 +287,8 @@ impl SharedStore {
     }
 
     /// A key records may still be sealed with, during a change of keys:
-    /// records are opened with it too, for [`PREVIOUS_KEY_VALIDITY`] (an
-    /// hour) from when the source is built, and always sealed with the new
+    /// records are opened with it too, for an
+    /// hour from when the source is built, and always sealed with the new
     /// one.
     pub fn previous_key(mut self, key: SealingKey) -> Self {
         self.previous_key = Some(key);
@@ -297,7 +296,7 @@ impl SharedStore {
     }
 
     /// How long one store call may take (default
-    /// [`DEFAULT_STORE_TIMEOUT`]); a slower one counts as a store error.
+    /// 500 ms); a slower one counts as a store error.
     /// Clamped to at most a minute.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.min(MAX_STORE_WAIT);
@@ -305,7 +304,7 @@ impl SharedStore {
     }
 
     /// How often a process waiting for another's login polls the store
-    /// (default [`DEFAULT_STORE_POLL_INTERVAL`]). Clamped to between 1 ms
+    /// (default 20 ms). Clamped to between 1 ms
     /// and a minute; the wait never outlasts the login timeout.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.clamp(Duration::from_millis(1), MAX_STORE_WAIT);

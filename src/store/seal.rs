@@ -37,7 +37,7 @@ pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// How long a record sealed with the previous key still opens, from when
 /// the source was built: long enough for the records sealed before a
 /// change of keys to expire or be replaced.
-pub const PREVIOUS_KEY_VALIDITY: Duration = Duration::from_secs(60 * 60);
+pub(crate) const PREVIOUS_KEY_VALIDITY: Duration = Duration::from_secs(60 * 60);
 
 /// 32 bytes from the operating system's generator (`None` if it has none),
 /// wiped when dropped.

@@ -52,7 +52,7 @@ use crate::source::Credential;
 
 /// Infobip ends a session after 60 idle minutes; log in again 5 minutes
 /// before that, since the server's clock starts when it sees a request.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(55 * 60);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(55 * 60);
 
 /// An Infobip session source: `Authorization: IBSSO <token>`.
 ///
@@ -236,7 +236,7 @@ impl IbssoBuilder {
     }
 
     /// Log in again once the session has not been used for this long
-    /// (default [`DEFAULT_IDLE_TIMEOUT`], 55 minutes; clamped to at most a
+    /// (default 55 minutes; clamped to at most a
     /// year).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.settings.idle_timeout = Some(timeout.min(crate::source::session::MAX_LIFETIME));

@@ -16,8 +16,8 @@ use crate::client::send_login;
 use crate::client::{HttpClient, ServiceTransport, Transport};
 use crate::error::{AuthError, ErrorKind};
 use crate::source::session::validate_pair;
+use crate::source::session::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::source::{Credential, CredentialSource, Renewing};
-use crate::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 
 /// An IBSSO session of one of your application's users, the use Infobip
 /// describes for IBSSO: the user types their Infobip credentials, your
@@ -88,7 +88,7 @@ impl UserSession {
     /// login gives: [`BadCredentials`](ErrorKind::BadCredentials) when
     /// Infobip refuses them, [`Throttled`](ErrorKind::Throttled),
     /// [`Timeout`](ErrorKind::Timeout) (after
-    /// [`DEFAULT_LOGIN_TIMEOUT`](crate::DEFAULT_LOGIN_TIMEOUT)), ...
+    /// 10 s), ...
     ///
     /// # Panics
     ///

@@ -42,7 +42,7 @@ use crate::source::session::{validate_pair, Engine, Grant, Protocol, SessionStat
 
 /// Start refreshing an access token this long before it expires (or at half
 /// its lifetime, if that is shorter).
-pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(60);
 
 /// An OAuth 2.0 access token from Infobip's client-credentials endpoint
 /// (`POST /auth/1/oauth2/token`), stamped as `Authorization: Bearer <token>`.
@@ -134,7 +134,7 @@ crate::source::session::engine_backed_source!(OAuth2, "OAuth2");
 
 impl OAuth2Builder {
     /// Start refreshing this long before the token expires (default
-    /// [`DEFAULT_REFRESH_BEFORE`]; never more than half the token's life).
+    /// 60 s; never more than half the token's life).
     pub fn refresh_before(mut self, margin: Duration) -> Self {
         self.settings.refresh_before = margin;
         self

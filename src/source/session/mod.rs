@@ -24,9 +24,7 @@ pub(crate) use self::future::engine_backed_source;
 use self::future::LoginFuture;
 pub use self::future::SessionFuture;
 pub(crate) use self::settings::{shared_builder_methods, Settings};
-pub use self::settings::{
-    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
-};
+pub(crate) use self::settings::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 pub(crate) use self::stats::bump;
 use self::stats::Counters;
 pub use self::stats::SessionStats;

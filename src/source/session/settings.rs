@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 /// How long one login may take.
-pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Backoff after the first failed login; doubles with each further failure.
-pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// The longest backoff between failed logins.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// The largest login or logout response body read.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
 
 /// Settings shared by the session sources' builders.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ macro_rules! shared_builder_methods {
     () => {
         /// How long one login (or logout) may take, its wait for a turn
         /// at the login rate included (default
-        /// [`DEFAULT_LOGIN_TIMEOUT`](crate::DEFAULT_LOGIN_TIMEOUT)); a
+        /// 10 s); a
         /// slower one fails with [`Timeout`](crate::ErrorKind::Timeout).
         /// Clamped to at most an hour.
         pub fn login_timeout(mut self, timeout: std::time::Duration) -> Self {
@@ -58,8 +58,8 @@ macro_rules! shared_builder_methods {
 
         /// The backoff after a failed login, doubling per consecutive failure
         /// up to `max` (defaults
-        /// [`DEFAULT_BACKOFF_INITIAL`](crate::DEFAULT_BACKOFF_INITIAL),
-        /// [`DEFAULT_BACKOFF_MAX`](crate::DEFAULT_BACKOFF_MAX)). Both are
+        /// 1 s,
+        /// 60 s). Both are
         /// clamped to at most a day.
         pub fn backoff(mut self, initial: std::time::Duration, max: std::time::Duration) -> Self {
             let bound = crate::source::session::MAX_BACKOFF;
@@ -70,7 +70,7 @@ macro_rules! shared_builder_methods {
 
         /// Logins per second to this source's base URL, for every source of
         /// the process that logs in there (default
-        /// [`DEFAULT_LOGIN_RATE`](crate::DEFAULT_LOGIN_RATE), 8, below
+        /// 8 a second, below
         /// Infobip's own 10); further logins queue for their turn, inside
         /// the login timeout. The last source built with a rate sets it for
         /// all; 0 counts as 1.
@@ -80,7 +80,7 @@ macro_rules! shared_builder_methods {
         }
 
         /// The largest login response body read (default
-        /// [`DEFAULT_MAX_RESPONSE_BYTES`](crate::DEFAULT_MAX_RESPONSE_BYTES));
+        /// 16 KiB);
         /// a larger one is an [`InvalidResponse`](crate::ErrorKind::InvalidResponse).
         pub fn max_response_bytes(mut self, bytes: usize) -> Self {
             self.settings.max_response_bytes = bytes;
