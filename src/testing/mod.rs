@@ -35,12 +35,16 @@
 //! # }
 //! ```
 
+mod handlers;
 mod keys;
+mod knobs;
 mod redis;
 mod server;
+mod state;
 
 pub use redis::RedisServer;
-pub use server::{Accepted, FakeInfobip, OAUTH_TOKEN_LIFETIME, SESSION_IDLE_TIMEOUT};
+pub use server::FakeInfobip;
+pub use state::{Accepted, OAUTH_TOKEN_LIFETIME, SESSION_IDLE_TIMEOUT};
 
 /// Interprets a login answer (`status` and `body`) exactly as [`Ibsso`]
 /// does: the `IBSSO <token>` header value it would stamp, or the error it
