@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use crate::error::{AuthError, BoxError, ErrorKind};
-use crate::protocol::{self, Drain, Shared};
+use crate::protocol::{self, Common, Drain};
 use crate::replay::ReplaySkipped;
 use crate::source::{Credential, CredentialSource, KeepsBody};
 
@@ -22,17 +22,17 @@ use crate::source::{Credential, CredentialSource, KeepsBody};
 /// (method, URI, version, headers, extensions, as tower-http's
 /// `FollowRedirect` keeps it), the credential it was stamped with, and the
 /// body's second copy, if it has one.
-pub(crate) struct Retry<S, C, B> {
-    shared: Arc<Shared<S, C>>,
+pub(crate) struct Replay<S, C, B> {
+    common: Arc<Common<S, C>>,
     stamped: Credential,
     head: Request<()>,
     body: Option<B>,
 }
 
-impl<S, C, B> Retry<S, C, B> {
+impl<S, C, B> Replay<S, C, B> {
     /// Keeps a copy of `request`'s head for a replay with `body`.
     pub(crate) fn new(
-        shared: Arc<Shared<S, C>>,
+        common: Arc<Common<S, C>>,
         stamped: Credential,
         request: &Request<B>,
         body: Option<B>,
@@ -44,7 +44,7 @@ impl<S, C, B> Retry<S, C, B> {
         *head.headers_mut() = request.headers().clone();
         *head.extensions_mut() = request.extensions().clone();
         Self {
-            shared,
+            common,
             stamped,
             head,
             body,
@@ -54,13 +54,13 @@ impl<S, C, B> Retry<S, C, B> {
     /// A request that is not sent before its replay (see
     /// [`ResponseFuture::held`]): kept whole, no copy made.
     pub(crate) fn held(
-        shared: Arc<Shared<S, C>>,
+        common: Arc<Common<S, C>>,
         stamped: Credential,
         request: Request<B>,
     ) -> Self {
         let (parts, body) = request.into_parts();
         Self {
-            shared,
+            common,
             stamped,
             head: Request::from_parts(parts, ()),
             body: Some(body),
@@ -98,15 +98,15 @@ pin_project! {
         C: CredentialSource,
     {
         Failed { error: Option<AuthError> },
-        First { #[pin] future: S::Future, retry: Option<Retry<S, C, B>> },
+        First { #[pin] future: S::Future, replay: Option<Replay<S, C, B>> },
         // Boxed: the response is large and only a 401's is kept.
-        Draining { drain: Pin<Box<Drain<S::Response>>>, retry: Option<Retry<S, C, B>> },
-        Renewing { credential: C::Future, retry: Option<Retry<S, C, B>> },
+        Draining { drain: Pin<Box<Drain<S::Response>>>, replay: Option<Replay<S, C, B>> },
+        Renewing { credential: C::Future, replay: Option<Replay<S, C, B>> },
         // Boxed: the inner service (a client) is large, and only a replay
         // needs a copy of it.
-        Readying { replay: Box<(S, Credential)>, retry: Option<Retry<S, C, B>> },
+        Readying { service: Box<(S, Credential)>, replay: Option<Replay<S, C, B>> },
         // The replay's own 401 is reported too, against its credential.
-        Replaying { #[pin] future: S::Future, shared: Arc<Shared<S, C>>, credential: Credential },
+        Replaying { #[pin] future: S::Future, common: Arc<Common<S, C>>, credential: Credential },
     }
 }
 
@@ -134,11 +134,11 @@ where
                         )
                     })))
                 }
-                StateProj::First { future, retry } => {
+                StateProj::First { future, replay } => {
                     let response = ready!(future.poll(cx)).map_err(AuthError::inner)?;
-                    match retry.take() {
-                        Some(retry) if response.status() == StatusCode::UNAUTHORIZED => {
-                            match Self::start_renewal(retry, response) {
+                    match replay.take() {
+                        Some(replay) if response.status() == StatusCode::UNAUTHORIZED => {
+                            match Self::start_renewal(replay, response) {
                                 Ok(draining) => draining,
                                 Err(response) => return Poll::Ready(Ok(response)),
                             }
@@ -146,46 +146,46 @@ where
                         _ => return Poll::Ready(Ok(response)),
                     }
                 }
-                StateProj::Draining { drain, retry } => {
+                StateProj::Draining { drain, replay } => {
                     ready!(drain.as_mut().poll(cx));
-                    Self::renewing(take(retry))
+                    Self::renewing(take(replay))
                 }
-                StateProj::Renewing { credential, retry } => {
+                StateProj::Renewing { credential, replay } => {
                     let credential = ready!(Pin::new(credential).poll(cx))?;
-                    let retry = take(retry);
+                    let replay = take(replay);
                     // The replay's service is cloned only now, from the
                     // pristine copy every request shares.
-                    let service = (retry.shared.replay_service.lock())
+                    let service = (replay.common.replay_service.lock())
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone();
                     State::Readying {
-                        replay: Box::new((service, credential)),
-                        retry: Some(retry),
+                        service: Box::new((service, credential)),
+                        replay: Some(replay),
                     }
                 }
-                StateProj::Readying { replay, retry } => {
-                    let (service, credential) = &mut **replay;
+                StateProj::Readying { service, replay } => {
+                    let (service, credential) = &mut **service;
                     // Ready the inner service only now, with the credential
                     // in hand: a login never holds an inner slot.
                     ready!(service.poll_ready(cx)).map_err(AuthError::inner)?;
-                    let retry = take(retry);
-                    let shared = retry.shared.clone();
-                    let Some(request) = retry.into_request(credential) else {
+                    let replay = take(replay);
+                    let common = replay.common.clone();
+                    let Some(request) = replay.into_request(credential) else {
                         unreachable!("a request is replayed only with its body")
                     };
                     State::Replaying {
                         future: service.call(request),
-                        shared,
+                        common,
                         credential: credential.clone(),
                     }
                 }
                 StateProj::Replaying {
                     future,
-                    shared,
+                    common,
                     credential,
                 } => {
                     let response = ready!(future.poll(cx)).map_err(AuthError::inner)?;
-                    protocol::replay_answered(&shared.source, credential, response.status());
+                    protocol::replay_answered(&common.source, credential, response.status());
                     return Poll::Ready(Ok(response));
                 }
             };
@@ -194,11 +194,11 @@ where
     }
 }
 
-/// The retry a state holds until it moves on.
-fn take<T>(retry: &mut Option<T>) -> T {
-    retry
+/// The replay a state holds until it moves on.
+fn take<T>(replay: &mut Option<T>) -> T {
+    replay
         .take()
-        .expect("a state holds its retry until it moves on")
+        .expect("a state holds its replay until it moves on")
 }
 
 impl<S, C, B> ResponseFuture<S, C, B>
@@ -212,25 +212,25 @@ where
         }
     }
 
-    pub(crate) fn first(future: S::Future, retry: Option<Retry<S, C, B>>) -> Self {
+    pub(crate) fn first(future: S::Future, replay: Option<Replay<S, C, B>>) -> Self {
         Self {
-            state: State::First { future, retry },
+            state: State::First { future, replay },
         }
     }
 
     /// A request not sent because its credential was already rejected:
     /// it waits for the renewed one, then goes the way a replay goes.
-    pub(crate) fn held(retry: Retry<S, C, B>) -> Self {
+    pub(crate) fn held(replay: Replay<S, C, B>) -> Self {
         Self {
-            state: Self::renewing(retry),
+            state: Self::renewing(replay),
         }
     }
 
-    /// Asks the source for the credential `retry` will be sent with.
-    fn renewing(retry: Retry<S, C, B>) -> State<S, C, B> {
+    /// Asks the source for the credential `replay` will be sent with.
+    fn renewing(replay: Replay<S, C, B>) -> State<S, C, B> {
         State::Renewing {
-            credential: retry.shared.source.credential(),
-            retry: Some(retry),
+            credential: replay.common.source.credential(),
+            replay: Some(replay),
         }
     }
 }
@@ -246,11 +246,11 @@ where
     /// body. Otherwise the response is handed back, marked.
     #[cold]
     fn start_renewal(
-        retry: Retry<S, C, B>,
+        replay: Replay<S, C, B>,
         mut response: Response<RB>,
     ) -> Result<State<S, C, B>, Response<RB>> {
-        let replayable = retry.body.as_ref().is_some_and(C::Kind::start_replay);
-        if !protocol::first_unauthorized(&retry.shared.source, &retry.stamped, replayable) {
+        let replayable = replay.body.as_ref().is_some_and(C::Kind::start_replay);
+        if !protocol::first_unauthorized(&replay.common.source, &replay.stamped, replayable) {
             response
                 .extensions_mut()
                 .insert(ReplaySkipped::BodyOverLimit);
@@ -258,7 +258,7 @@ where
         }
         Ok(State::Draining {
             drain: Box::pin(Drain::new(response)),
-            retry: Some(retry),
+            replay: Some(replay),
         })
     }
 }

@@ -66,7 +66,7 @@ impl Config {
 /// What the clones of one stamping service, and the requests they may
 /// replay, share: one reference count to take per request that may be
 /// replayed. The accounts layer keeps one per account.
-pub(crate) struct Shared<S, C> {
+pub(crate) struct Common<S, C> {
     pub(crate) source: C,
     pub(crate) config: Config,
     /// A pristine clone of the inner service: a replay clones it then,

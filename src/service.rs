@@ -43,8 +43,8 @@ use tower::Service;
 
 use crate::base_url::{BaseUrl, Origin};
 use crate::error::{AuthError, BoxError, ErrorKind};
-use crate::future::{ResponseFuture, Retry};
-use crate::protocol::{self, Config, Shared};
+use crate::future::{Replay, ResponseFuture};
+use crate::protocol::{self, Common, Config};
 use crate::source::{Credential, CredentialSource, KeepsBody};
 
 enum Pending<F> {
@@ -78,7 +78,7 @@ enum Pending<F> {
 /// read within a time bound (see [the crate docs](crate#tokio)).
 pub struct AuthService<S, C: CredentialSource> {
     inner: S,
-    shared: Arc<Shared<S, C>>,
+    common: Arc<Common<S, C>>,
     pending: Pending<C::Future>,
 }
 
@@ -97,28 +97,28 @@ impl<S, C: CredentialSource> AuthService<S, C> {
     where
         S: Clone,
     {
-        let shared = Arc::new(Shared {
+        let common = Arc::new(Common {
             source,
             config,
             replay_service: Mutex::new(inner.clone()),
         });
-        Self::with_shared(inner, shared)
+        Self::with_common(inner, common)
     }
 
-    /// A service over `inner` for what `shared` holds (an account's source
+    /// A service over `inner` for what `common` holds (an account's source
     /// and configuration, kept by the accounts layer).
-    pub(crate) fn with_shared(inner: S, shared: Arc<Shared<S, C>>) -> Self {
+    pub(crate) fn with_common(inner: S, common: Arc<Common<S, C>>) -> Self {
         Self {
             inner,
-            shared,
+            common,
             pending: Pending::Idle,
         }
     }
 
     /// What every clone of this service shares.
     #[cfg(feature = "accounts")]
-    pub(crate) fn shared(&self) -> &Arc<Shared<S, C>> {
-        &self.shared
+    pub(crate) fn common(&self) -> &Arc<Common<S, C>> {
+        &self.common
     }
 
     /// The inner service.
@@ -138,7 +138,7 @@ impl<S, C: CredentialSource> AuthService<S, C> {
 
     /// The credential source.
     pub fn source(&self) -> &C {
-        &self.shared.source
+        &self.common.source
     }
 }
 
@@ -146,7 +146,7 @@ impl<S: Clone, C: CredentialSource> Clone for AuthService<S, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: self.shared.clone(),
+            common: self.common.clone(),
             pending: Pending::Idle,
         }
     }
@@ -156,8 +156,8 @@ impl<S: fmt::Debug, C: CredentialSource + fmt::Debug> fmt::Debug for AuthService
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthService")
             .field("inner", &self.inner)
-            .field("source", &self.shared.source)
-            .field("base_url", &self.shared.config.base_url)
+            .field("source", &self.common.source)
+            .field("base_url", &self.common.config.base_url)
             .finish_non_exhaustive()
     }
 }
@@ -176,9 +176,9 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if let Pending::Idle = self.pending {
-            self.pending = match &self.shared.config.mismatch {
+            self.pending = match &self.common.config.mismatch {
                 Some(mismatch) => Pending::Resolved(Err(mismatch.clone())),
-                None => Pending::Resolving(self.shared.source.credential()),
+                None => Pending::Resolving(self.common.source.credential()),
             };
         }
         if let Pending::Resolving(future) = &mut self.pending {
@@ -197,7 +197,7 @@ where
                 "AuthService::call was called before poll_ready returned Ready",
             ));
         };
-        let config = &self.shared.config;
+        let config = &self.common.config;
         if !config.base_url.resolve_path_only(request.uri_mut())
             && config.base_url.origin_of(request.uri()) == Origin::Other
             || config.callers_own(request.headers())
@@ -210,7 +210,7 @@ where
         };
         // A static source hands its value over; a renewing one keeps the
         // credential, to report a 401 against.
-        let (value, credential) = if self.shared.source.can_renew() {
+        let (value, credential) = if self.common.source.can_renew() {
             (credential.header_value().clone(), Some(credential))
         } else {
             (credential.into_header_value(), None)
@@ -221,14 +221,14 @@ where
         let Some(credential) = credential else {
             return ResponseFuture::first(self.inner.call(request), None);
         };
-        if protocol::must_hold(&self.shared.source, &credential) {
+        if protocol::must_hold(&self.common.source, &credential) {
             self.release_readiness();
-            let retry = Retry::held(self.shared.clone(), credential, request);
-            return ResponseFuture::held(retry);
+            let replay = Replay::held(self.common.clone(), credential, request);
+            return ResponseFuture::held(replay);
         }
-        let copy = C::Kind::keep(request.body_mut(), self.shared.config.replay_limit);
-        let retry = Retry::new(self.shared.clone(), credential, &request, copy);
-        ResponseFuture::first(self.inner.call(request), Some(retry))
+        let copy = C::Kind::keep(request.body_mut(), self.common.config.replay_limit);
+        let replay = Replay::new(self.common.clone(), credential, &request, copy);
+        ResponseFuture::first(self.inner.call(request), Some(replay))
     }
 }
 

@@ -68,7 +68,7 @@ use tower::{Layer, Service, ServiceExt};
 use crate::base_url::BaseUrl;
 use crate::error::{AuthError, BoxError, ErrorKind};
 use crate::layer::AuthLayer;
-use crate::protocol::Shared;
+use crate::protocol::Common;
 use crate::service::AuthService;
 use crate::source::{
     BoxCredentialSource, CredentialSource, Ibsso, KeepsBody, Renewing, UserSession,
@@ -221,7 +221,7 @@ impl<K: fmt::Debug, R> fmt::Debug for AccountsLayer<K, R> {
 /// how to end its session.
 #[derive(Clone)]
 struct Kept<S> {
-    shared: Arc<Shared<S, BoxCredentialSource>>,
+    shared: Arc<Common<S, BoxCredentialSource>>,
     logout: Option<Logout>,
 }
 
@@ -349,7 +349,7 @@ where
                 let account = (shared.resolver)(wanted).await?;
                 let service = account.layer.layer(inner.clone());
                 Ok::<_, AuthError>(Kept {
-                    shared: service.shared().clone(),
+                    shared: service.common().clone(),
                     logout: account.logout,
                 })
             };
@@ -358,7 +358,7 @@ where
                 .try_get_with(key, resolve)
                 .await
                 .map_err(|error| (*error).clone())?;
-            AuthService::with_shared(inner, kept.shared)
+            AuthService::with_common(inner, kept.shared)
                 .oneshot(request)
                 .await
         })

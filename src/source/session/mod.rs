@@ -4,9 +4,10 @@
 //! the rejected credential is still current, refreshed before a known
 //! expiry, and throttled by a backoff after failures.
 
+pub(crate) mod fleet;
 mod future;
+mod login;
 mod settings;
-pub(crate) mod shared;
 mod stats;
 
 use std::fmt;
@@ -15,14 +16,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use futures_util::future::FutureExt;
-use http::{HeaderValue, Request};
 use tokio::time::Instant;
 
 pub(crate) use self::future::engine_backed_source;
 use self::future::LoginFuture;
 pub use self::future::SessionFuture;
+pub(crate) use self::login::{validate_pair, Grant, Protocol};
 pub(crate) use self::settings::{shared_builder_methods, Settings};
 pub(crate) use self::settings::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES};
 pub(crate) use self::stats::bump;
@@ -30,7 +30,7 @@ use self::stats::Counters;
 pub use self::stats::SessionStats;
 use crate::base_url::BaseUrl;
 use crate::client::login_rate::{Caller, LoginLimit};
-use crate::client::{send_login, Answer, Transport};
+use crate::client::{send_login, Transport};
 use crate::error::{AuthError, ErrorKind};
 use crate::source::Credential;
 
@@ -48,54 +48,13 @@ pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 60 * 60
 /// renewed by the 401 it earns.
 pub(crate) const MIN_LIFETIME: Duration = Duration::from_secs(10);
 
-/// What a login yields: the header value and, if the server said, how long
-/// it stays valid.
-pub(crate) struct Grant {
-    pub(crate) value: HeaderValue,
-    pub(crate) expires_in: Option<Duration>,
-}
-
-/// How one kind of session logs in.
-pub(crate) trait Protocol: Send + Sync {
-    /// The login request, with the secrets in its body.
-    fn login_request(&self) -> Result<Request<Bytes>, AuthError>;
-    /// The grant in a login answer, or the error it means; wipes the
-    /// answer's body once read.
-    fn grant(&self, answer: &mut Answer) -> Result<Grant, AuthError>;
-    /// The account's name (username, client id): bound into what a shared
-    /// store holds, never stored itself.
-    fn account(&self) -> &str;
-}
-
-/// Checks a login pair before any request is built: neither part empty,
-/// no control characters. `what` names them in the error.
-pub(crate) fn validate_pair(
-    what: &'static str,
-    first: &str,
-    second: &str,
-) -> Result<(), AuthError> {
-    if first.is_empty() || second.is_empty() {
-        return Err(AuthError::new(
-            ErrorKind::InvalidCredential,
-            format!("{what} must not be empty"),
-        ));
-    }
-    if first.chars().any(char::is_control) || second.chars().any(char::is_control) {
-        return Err(AuthError::new(
-            ErrorKind::InvalidCredential,
-            format!("{what} must not contain control characters"),
-        ));
-    }
-    Ok(())
-}
-
 pub(crate) struct Engine {
     pub(crate) base_url: BaseUrl,
     pub(crate) settings: Settings,
     pub(crate) transport: Box<dyn Transport>,
     protocol: Box<dyn Protocol>,
     /// The session shared with other processes, if a store is configured.
-    shared: Option<shared::Shared>,
+    shared: Option<fleet::Fleet>,
     /// The login rate this source shares with the process's others.
     limit: Arc<LoginLimit>,
     /// What requests read, without a lock: replaced whole, by a writer
@@ -138,7 +97,7 @@ struct Session {
     /// once that has started, or if it never expires.
     refresh_at: Option<Instant>,
     /// Its record in the shared store, if it has been there.
-    stored: Option<shared::Stored>,
+    stored: Option<fleet::Stored>,
 }
 
 struct Failure {
@@ -161,7 +120,7 @@ impl Engine {
         protocol: Box<dyn Protocol>,
     ) -> Result<Arc<Self>, AuthError> {
         let limit = LoginLimit::for_base_url(&base_url, settings.login_rate);
-        let shared = shared::Shared::new(&settings, base_url.as_str(), protocol.account())?;
+        let shared = fleet::Fleet::new(&settings, base_url.as_str(), protocol.account())?;
         Ok(Arc::new(Self {
             shared,
             limit,
@@ -374,7 +333,7 @@ impl Engine {
 
     /// A new session: from the shared store if there is one, else a login;
     /// with its record in the store, if it has one.
-    async fn obtain(&self) -> Result<(Grant, Option<shared::Stored>), AuthError> {
+    async fn obtain(&self) -> Result<(Grant, Option<fleet::Stored>), AuthError> {
         match &self.shared {
             Some(shared) => shared.obtain(&self.settings, || self.log_in()).await,
             None => self.log_in().await.map(|grant| (grant, None)),
@@ -399,7 +358,7 @@ impl Engine {
     fn finish(
         &self,
         id: u64,
-        result: Result<(Grant, Option<shared::Stored>), AuthError>,
+        result: Result<(Grant, Option<fleet::Stored>), AuthError>,
     ) -> Result<Credential, AuthError> {
         let mut guard = self.lock();
         let current = guard.running.as_ref().is_some_and(|(l, _)| *l == id);
@@ -545,8 +504,11 @@ fn set_refresh(state: &mut State, at: Option<Instant>) {
 mod tests {
     use std::sync::{OnceLock, Weak};
 
+    use bytes::Bytes;
     use futures_util::future::BoxFuture;
-    use http::StatusCode;
+    use http::{HeaderValue, Request, StatusCode};
+
+    use crate::client::Answer;
 
     use super::*;
 

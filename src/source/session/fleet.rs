@@ -1,13 +1,13 @@
 //! The session engine's second cache: a session shared with other processes
 //! through a [`SessionStore`](crate::store::SessionStore). See
 //! [`crate::store`] for the protocol. Without feature `session-store`,
-//! [`Shared`] has no values and the engine never asks it anything.
+//! [`Fleet`] has no values and the engine never asks it anything.
 
 #[cfg(feature = "session-store")]
-pub(crate) use self::enabled::{Shared, Stored};
+pub(crate) use self::enabled::{Fleet, Stored};
 
 #[cfg(not(feature = "session-store"))]
-pub(crate) use self::disabled::{Shared, Stored};
+pub(crate) use self::disabled::{Fleet, Stored};
 
 #[cfg(feature = "session-store")]
 mod enabled {
@@ -43,7 +43,7 @@ mod enabled {
         record: RecordId,
     }
 
-    pub(crate) struct Shared {
+    pub(crate) struct Fleet {
         store: Arc<dyn SessionStore>,
         name: String,
         sealer: Sealer,
@@ -71,7 +71,7 @@ mod enabled {
         errors: AtomicU64,
     }
 
-    impl Shared {
+    impl Fleet {
         /// The shared part of an engine for `account` at `base_url`, if its
         /// settings name a store.
         pub(crate) fn new(
@@ -354,9 +354,9 @@ mod enabled {
     /// The store failed or did not answer in time (already logged).
     struct Trouble;
 
-    impl fmt::Debug for Shared {
+    impl fmt::Debug for Fleet {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("Shared")
+            f.debug_struct("Fleet")
                 .field("name", &self.name)
                 .finish_non_exhaustive()
         }
@@ -372,13 +372,13 @@ mod disabled {
 
     /// No store: there is never a value of this type.
     #[derive(Debug)]
-    pub(crate) enum Shared {}
+    pub(crate) enum Fleet {}
 
     /// No store: no session was ever stored.
     #[derive(Debug, Clone, Copy)]
     pub(crate) enum Stored {}
 
-    impl Shared {
+    impl Fleet {
         pub(crate) fn new(_: &Settings, _: &str, _: &str) -> Result<Option<Self>, AuthError> {
             Ok(None)
         }
