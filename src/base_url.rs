@@ -222,7 +222,6 @@ impl BaseUrl {
         Ok(self.resolve(pq))
     }
 
-    #[inline]
     pub(crate) fn resolve(&self, path_and_query: PathAndQuery) -> Uri {
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(if self.https {
@@ -237,7 +236,6 @@ impl BaseUrl {
 
     /// Makes a path-only `uri` (`/sms/1/reports`) absolute on this base URL;
     /// returns whether it was path-only. Any other URI is left as it is.
-    #[inline]
     pub(crate) fn resolve_path_only(&self, uri: &mut Uri) -> bool {
         if uri.scheme().is_some() || uri.authority().is_some() {
             return false;
@@ -253,13 +251,11 @@ impl BaseUrl {
     ///
     /// Authorities are compared as text, ignoring case: a URI with user
     /// information, or an IP address spelt differently, does not match.
-    #[inline]
     pub fn matches(&self, uri: &Uri) -> bool {
         self.origin_of(uri) != Origin::Other
     }
 
     /// How `uri`'s origin relates to this one (see [`matches`](Self::matches)).
-    #[inline]
     pub(crate) fn origin_of(&self, uri: &Uri) -> Origin {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Origin::Other;

@@ -244,7 +244,6 @@ where
     /// A 401 to a request that may be replayed: reports it to the source
     /// and, if the body can be sent again, moves on to reading the 401's
     /// body. Otherwise the response is handed back, marked.
-    #[cold]
     fn start_renewal(
         replay: Replay<S, C, B>,
         mut response: Response<RB>,

@@ -237,14 +237,12 @@ impl<S: Clone, C: CredentialSource> AuthService<S, C> {
     /// be sent now: the readied service is dropped for an unready clone, so
     /// that the slot it may hold (a `ConcurrencyLimit` permit, a `Buffer`
     /// slot) is free meanwhile.
-    #[cold]
     fn release_readiness(&mut self) {
         let unready = self.inner.clone();
         drop(mem::replace(&mut self.inner, unready));
     }
 
     /// Fails a request unsent, giving up the readiness `poll_ready` took.
-    #[cold]
     fn fail_unsent<B>(&mut self, error: AuthError) -> ResponseFuture<S, C, B>
     where
         S: Service<Request<B>>,

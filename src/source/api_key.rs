@@ -64,7 +64,6 @@ impl CredentialSource for ApiKey {
     type Future = Ready<Result<Credential, AuthError>>;
     type Kind = super::Static;
 
-    #[inline]
     fn credential(&self) -> Self::Future {
         ready(Ok(self.credential.clone()))
     }

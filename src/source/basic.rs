@@ -82,7 +82,6 @@ impl CredentialSource for Basic {
     type Future = Ready<Result<Credential, AuthError>>;
     type Kind = super::Static;
 
-    #[inline]
     fn credential(&self) -> Self::Future {
         ready(Ok(self.credential.clone()))
     }

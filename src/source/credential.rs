@@ -72,12 +72,10 @@ impl Credential {
     }
 
     /// The header value to stamp.
-    #[inline]
     pub fn header_value(&self) -> &HeaderValue {
         &self.value
     }
 
-    #[inline]
     pub(crate) fn into_header_value(self) -> HeaderValue {
         self.value
     }

@@ -75,7 +75,6 @@ impl CredentialSource for Rotating {
     type Future = Ready<Result<Credential, AuthError>>;
     type Kind = super::Static;
 
-    #[inline]
     fn credential(&self) -> Self::Future {
         ready(Ok(Credential::clone(&self.current.load())))
     }

@@ -84,7 +84,6 @@ macro_rules! engine_backed_source {
                 self.engine.on_unauthorized(rejected)
             }
 
-            #[inline]
             fn is_rejected(&self, credential: &crate::source::Credential) -> bool {
                 self.engine.is_rejected(credential)
             }

@@ -68,6 +68,9 @@ pub(crate) struct Engine {
     /// requests do not all write it. A session is then judged idle at most
     /// that much early.
     last_used: AtomicU64,
+    /// The idle timeout, and how far `last_used` may lag, in milliseconds.
+    idle_ms: u64,
+    touch_step_ms: u64,
     epoch: Instant,
     pub(crate) stats: Counters,
     /// How often `login` was locked, for the tests that show the request
@@ -120,6 +123,7 @@ impl Engine {
         protocol: Box<dyn Protocol>,
     ) -> Result<Arc<Self>, AuthError> {
         let limit = LoginLimit::for_base_url(&base_url, settings.login_rate);
+        let idle = settings.idle_timeout;
         let shared = fleet::Fleet::new(&settings, base_url.as_str(), protocol.account())?;
         Ok(Arc::new(Self {
             shared,
@@ -131,6 +135,8 @@ impl Engine {
             state: ArcSwap::default(),
             login: Mutex::default(),
             last_used: AtomicU64::new(0),
+            idle_ms: idle.map_or(u64::MAX, millis),
+            touch_step_ms: idle.map_or(1000, |idle| millis(idle / 16).min(1000)),
             epoch: Instant::now(),
             stats: Counters::default(),
             #[cfg(test)]
@@ -163,7 +169,11 @@ impl Engine {
     pub(crate) fn has_session(&self) -> bool {
         let now = Instant::now();
         let state = self.state.load();
-        state.session.as_ref().is_some_and(|s| self.is_live(s, now))
+        let now_ms = self.millis(now);
+        state
+            .session
+            .as_ref()
+            .is_some_and(|s| self.is_live(s, now, now_ms))
     }
 
     /// Forgets the session and hands back its credential, for a logout;
@@ -185,42 +195,34 @@ impl Engine {
         Some(session.credential.clone())
     }
 
+    /// Milliseconds since `epoch`.
     fn millis(&self, at: Instant) -> u64 {
-        self.millis_of(at.saturating_duration_since(self.epoch))
+        millis(at.saturating_duration_since(self.epoch))
     }
 
-    fn touch(&self, now: Instant) {
-        let step = self
-            .settings
-            .idle_timeout
-            .map_or(Duration::from_secs(1), |idle| {
-                (idle / 16).min(Duration::from_secs(1))
-            });
-        let now = self.millis(now);
-        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= self.millis_of(step) {
-            self.last_used.store(now, Ordering::Relaxed);
+    fn touch(&self, now_ms: u64) {
+        if now_ms.saturating_sub(self.last_used.load(Ordering::Relaxed)) >= self.touch_step_ms {
+            self.last_used.store(now_ms, Ordering::Relaxed);
         }
     }
 
-    fn millis_of(&self, duration: Duration) -> u64 {
-        u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-    }
-
     /// Neither expired nor idle.
-    fn is_live(&self, session: &Session, now: Instant) -> bool {
-        let unused = self
-            .millis(now)
-            .saturating_sub(self.last_used.load(Ordering::Relaxed));
-        let idle = (self.settings.idle_timeout).is_some_and(|idle| unused >= self.millis_of(idle));
-        !idle && session.expires_at.is_none_or(|at| now < at)
+    fn is_live(&self, session: &Session, now: Instant, now_ms: u64) -> bool {
+        let unused = now_ms.saturating_sub(self.last_used.load(Ordering::Relaxed));
+        unused < self.idle_ms && session.expires_at.is_none_or(|at| now < at)
     }
 
     pub(crate) fn credential(self: &Arc<Self>) -> SessionFuture {
         let now = Instant::now();
+        let now_ms = self.millis(now);
         let state = self.state.load();
         // The request path: no lock while a session is good.
-        if let Some(session) = state.session.as_ref().filter(|s| self.is_live(s, now)) {
-            self.touch(now);
+        if let Some(session) = state
+            .session
+            .as_ref()
+            .filter(|s| self.is_live(s, now, now_ms))
+        {
+            self.touch(now_ms);
             if session.refresh_at.is_some_and(|at| at <= now) {
                 self.refresh(now);
             }
@@ -238,7 +240,7 @@ impl Engine {
         let mut guard = self.lock();
         let state = self.state.load_full();
         if let Some(session) = &state.session {
-            if self.is_live(session, now) {
+            if self.is_live(session, now, self.millis(now)) {
                 // Published by another request since the lock-free look.
                 return SessionFuture::ready(Ok(session.credential.clone()));
             }
@@ -478,6 +480,11 @@ impl Engine {
         d.field("base_url", &self.base_url)
             .field("has_session", &self.has_session());
     }
+}
+
+/// `duration` in milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    (duration.as_secs().saturating_mul(1000)).saturating_add(u64::from(duration.subsec_millis()))
 }
 
 /// The error a request gets while a failed login's backoff runs.
