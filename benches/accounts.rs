@@ -155,7 +155,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let api_key = bytes_per_account(|| Account::new(base(), ApiKey::new(KEY).unwrap())).await;
+        let api_key = bytes_per_account(|| Account::mixed(base(), ApiKey::new(KEY).unwrap())).await;
         let ibsso = bytes_per_account(|| Account::session(session())).await;
         println!("accounts_bytes_api_key {api_key:.0}");
         println!("accounts_bytes_ibsso {ibsso:.0}");

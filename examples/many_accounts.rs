@@ -34,7 +34,7 @@ async fn main() -> Result<(), BoxError> {
         async move {
             println!("resolving the account of {customer:?}");
             match customer.0 {
-                1 => Ok(Account::new(base, ApiKey::new(FakeInfobip::API_KEY)?)),
+                1 => Ok(Account::mixed(base, ApiKey::new(FakeInfobip::API_KEY)?)),
                 2 | 3 => {
                     let user = (FakeInfobip::USERNAME, FakeInfobip::PASSWORD);
                     Ok(Account::session(

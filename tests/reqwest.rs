@@ -46,11 +46,11 @@ fn sources(
     vec![
         (
             "App",
-            BoxCredentialSource::new(ApiKey::new(FakeInfobip::API_KEY).unwrap()),
+            BoxCredentialSource::mixed(ApiKey::new(FakeInfobip::API_KEY).unwrap()),
         ),
         (
             "Basic",
-            BoxCredentialSource::new(Basic::new(user, password).unwrap()),
+            BoxCredentialSource::mixed(Basic::new(user, password).unwrap()),
         ),
         (
             "IBSSO",

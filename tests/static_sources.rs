@@ -112,3 +112,62 @@ async fn request_without_room_for_authorization_fails_typed_and_is_not_sent() {
     assert_eq!(error.kind(), ErrorKind::Request, "{error}");
     assert_eq!(sent.load(Ordering::SeqCst), 0, "nothing was sent");
 }
+
+/// A streaming body no source could replay (not a `ReplayBody`).
+type Stream = http_body_util::combinators::BoxBody<Bytes, infobip_auth::BoxError>;
+
+fn stream(chunks: &[&'static [u8]]) -> Stream {
+    use http_body_util::BodyExt;
+    let frames = chunks
+        .iter()
+        .map(|c| Ok::<_, infobip_auth::BoxError>(http_body::Frame::data(Bytes::from_static(c))))
+        .collect::<Vec<_>>();
+    http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed()
+}
+
+/// Static sources in a box keep their kind: a box of them takes any body,
+/// streaming ones included, with no wrapper.
+#[tokio::test]
+async fn a_boxed_static_source_accepts_any_body() {
+    use infobip_auth::{AuthLayer, BoxCredentialSource, Static};
+    use tower::{Layer, ServiceExt};
+    let fake = FakeInfobip::start().await.unwrap();
+    let source: BoxCredentialSource<Static> =
+        BoxCredentialSource::new(ApiKey::new(FakeInfobip::API_KEY).unwrap());
+    let client = common::hyper_client_for::<Stream>();
+    let service = AuthLayer::new(fake.base_url(), source).layer(client);
+    let request = Request::post("/sms/2/text/advanced")
+        .body(stream(&[b"{", b"}"]))
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(fake.accepted_requests()[0].body, Bytes::from_static(b"{}"));
+}
+
+/// Accounts of static sources take any body too.
+#[cfg(feature = "accounts")]
+#[tokio::test]
+async fn accounts_of_static_sources_accept_any_body() {
+    use infobip_auth::accounts::{Account, AccountsLayer};
+    use infobip_auth::{AuthError, Static};
+    use tower::{Layer, ServiceExt};
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    struct Customer;
+    let fake = FakeInfobip::start().await.unwrap();
+    let base = fake.base_url();
+    let resolver = move |_: Customer| {
+        let base = base.clone();
+        async move {
+            let key = ApiKey::new(FakeInfobip::API_KEY)?;
+            Ok::<Account<Static>, AuthError>(Account::new(base, key))
+        }
+    };
+    let service = AccountsLayer::new(resolver).layer(common::hyper_client_for::<Stream>());
+    let mut request = Request::post("/sms/2/text/advanced")
+        .body(stream(&[b"[", b"]"]))
+        .unwrap();
+    request.extensions_mut().insert(Customer);
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(fake.accepted_requests()[0].body, Bytes::from_static(b"[]"));
+}

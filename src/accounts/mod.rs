@@ -71,7 +71,7 @@ use crate::layer::AuthLayer;
 use crate::protocol::Common;
 use crate::service::AuthService;
 use crate::source::{
-    BoxCredentialSource, CredentialSource, Ibsso, KeepsBody, Renewing, UserSession,
+    BoxCredentialSource, CredentialSource, Ibsso, KeepsBody, Renewing, SourceKind, UserSession,
 };
 
 /// The most accounts kept at once, by default.
@@ -84,22 +84,51 @@ pub(crate) const DEFAULT_ACCOUNT_IDLE: Duration = Duration::from_secs(50 * 60);
 type Logout = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// One account: its base URL and its credential source, from your resolver.
-#[derive(Clone)]
-pub struct Account {
-    layer: AuthLayer<BoxCredentialSource>,
+///
+/// `Kd` is the [`Kind`](CredentialSource::Kind) of its source. A resolver
+/// of static accounts only (`Account<Static>`, from [`new`](Self::new) with
+/// an API key or Basic) makes a stack that accepts any body; one that may
+/// return a session (`Account`, the default, renewing) needs replayable
+/// bodies, as `AuthLayer` does with a renewing source.
+pub struct Account<Kd = Renewing> {
+    layer: AuthLayer<BoxCredentialSource<Kd>>,
     /// Ends the account's session when the cache drops it.
     logout: Option<Logout>,
 }
 
-impl Account {
-    /// An account stamped from any source (an API key, Basic, ...).
+impl<Kd> Clone for Account<Kd> {
+    fn clone(&self) -> Self {
+        Self {
+            layer: self.layer.clone(),
+            logout: self.logout.clone(),
+        }
+    }
+}
+
+impl<Kd: SourceKind> Account<Kd> {
+    /// An account stamped from `source`, keeping its kind.
     pub fn new<C>(base_url: BaseUrl, source: C) -> Self
+    where
+        C: CredentialSource<Kind = Kd> + Send + Sync + 'static,
+        C::Future: Send + 'static,
+    {
+        Self {
+            layer: AuthLayer::new(base_url, BoxCredentialSource::new(source)),
+            logout: None,
+        }
+    }
+}
+
+impl Account {
+    /// An account stamped from a source of either kind, for a resolver
+    /// whose accounts mix static sources and sessions.
+    pub fn mixed<C>(base_url: BaseUrl, source: C) -> Self
     where
         C: CredentialSource + Send + Sync + 'static,
         C::Future: Send + 'static,
     {
         Self {
-            layer: AuthLayer::new(base_url, BoxCredentialSource::new(source)),
+            layer: AuthLayer::new(base_url, BoxCredentialSource::mixed(source)),
             logout: None,
         }
     }
@@ -138,7 +167,7 @@ impl Account {
     }
 }
 
-impl fmt::Debug for Account {
+impl<Kd> fmt::Debug for Account<Kd> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Account")
             .field("layer", &self.layer)
@@ -156,10 +185,10 @@ pub struct AccountsLayer<K, R> {
     default_key: Option<K>,
 }
 
-impl<K, R, Fut> AccountsLayer<K, R>
+impl<K, R, Fut, Kd> AccountsLayer<K, R>
 where
     R: Fn(K) -> Fut,
-    Fut: Future<Output = Result<Account, AuthError>>,
+    Fut: Future<Output = Result<Account<Kd>, AuthError>>,
 {
     /// Resolves each key to its [`Account`] with `resolver`, once per key
     /// while the account is kept.
@@ -219,25 +248,35 @@ impl<K: fmt::Debug, R> fmt::Debug for AccountsLayer<K, R> {
 
 /// An account as the cache keeps it: what its stamping service shares, and
 /// how to end its session.
-#[derive(Clone)]
-struct Kept<S> {
-    shared: Arc<Common<S, BoxCredentialSource>>,
+struct Kept<S, Kd> {
+    shared: Arc<Common<S, BoxCredentialSource<Kd>>>,
     logout: Option<Logout>,
 }
 
-impl<S, K, R, Fut> Layer<S> for AccountsLayer<K, R>
+impl<S, Kd> Clone for Kept<S, Kd> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            logout: self.logout.clone(),
+        }
+    }
+}
+
+impl<S, K, R, Fut, Kd> Layer<S> for AccountsLayer<K, R>
 where
     S: Clone + Send + Sync + 'static,
     K: Clone + Hash + Eq + Send + Sync + 'static,
     R: Fn(K) -> Fut,
+    Fut: Future<Output = Result<Account<Kd>, AuthError>>,
+    Kd: 'static,
 {
-    type Service = Accounts<S, K, R>;
+    type Service = Accounts<S, K, R, Kd>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let cache = moka::future::Cache::builder()
             .max_capacity(self.capacity)
             .time_to_idle(self.idle)
-            .eviction_listener(|_, kept: Kept<S>, _| {
+            .eviction_listener(|_, kept: Kept<S, Kd>, _| {
                 // Logged out on the runtime, never in the cache's way.
                 if let (Some(logout), Ok(runtime)) =
                     (kept.logout, tokio::runtime::Handle::try_current())
@@ -258,8 +297,8 @@ where
     }
 }
 
-struct AccountsShared<S, K, R> {
-    cache: moka::future::Cache<K, Kept<S>>,
+struct AccountsShared<S, K, R, Kd> {
+    cache: moka::future::Cache<K, Kept<S, Kd>>,
     resolver: Arc<R>,
     default_key: Option<K>,
 }
@@ -269,13 +308,13 @@ struct AccountsShared<S, K, R> {
 /// `poll_ready` is always ready: each request's account readies the inner
 /// service (a clone of it) once its credential is in hand, so that neither
 /// resolving an account nor logging in holds an inner slot.
-pub struct Accounts<S, K, R> {
+pub struct Accounts<S, K, R, Kd = Renewing> {
     inner: S,
-    shared: Arc<AccountsShared<S, K, R>>,
+    shared: Arc<AccountsShared<S, K, R, Kd>>,
     _key: PhantomData<fn(K)>,
 }
 
-impl<S: Clone, K, R> Clone for Accounts<S, K, R> {
+impl<S: Clone, K, R, Kd> Clone for Accounts<S, K, R, Kd> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -285,7 +324,7 @@ impl<S: Clone, K, R> Clone for Accounts<S, K, R> {
     }
 }
 
-impl<S: fmt::Debug, K, R> fmt::Debug for Accounts<S, K, R> {
+impl<S: fmt::Debug, K, R, Kd> fmt::Debug for Accounts<S, K, R, Kd> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Accounts")
             .field("inner", &self.inner)
@@ -294,10 +333,11 @@ impl<S: fmt::Debug, K, R> fmt::Debug for Accounts<S, K, R> {
     }
 }
 
-impl<S, K, R> Accounts<S, K, R>
+impl<S, K, R, Kd> Accounts<S, K, R, Kd>
 where
     S: Clone + Send + Sync + 'static,
     K: Clone + Hash + Eq + Send + Sync + 'static,
+    Kd: 'static,
 {
     /// How many accounts are kept now (as of the cache's last tidy-up: see
     /// [`run_pending_tasks`](Self::run_pending_tasks)).
@@ -312,15 +352,15 @@ where
     }
 }
 
-impl<S, K, R, Fut, B, RB> Service<Request<B>> for Accounts<S, K, R>
+impl<S, K, R, Fut, Kd, B, RB> Service<Request<B>> for Accounts<S, K, R, Kd>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone + Send + Sync + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
     K: Clone + Hash + Eq + Send + Sync + 'static,
     R: Fn(K) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Account, AuthError>> + Send + 'static,
-    Renewing: KeepsBody<B>,
+    Fut: Future<Output = Result<Account<Kd>, AuthError>> + Send + 'static,
+    Kd: KeepsBody<B> + 'static,
     B: Send + 'static,
     RB: Body + Send + 'static,
 {

@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::{Credential, CredentialSource, Renewing, Static};
+use super::{Credential, CredentialSource, Renewing, SourceKind, Static};
 use crate::base_url::BaseUrl;
 use crate::error::AuthError;
 
@@ -55,51 +56,92 @@ where
 /// A type-erased, cloneable [`CredentialSource`], for choosing the source at
 /// run time (e.g. from configuration) while keeping one service type.
 ///
+/// `K` is its [`Kind`](CredentialSource::Kind). [`new`](Self::new) keeps
+/// the source's own: a box of static sources (`BoxCredentialSource<Static>`)
+/// asks nothing of request bodies. [`mixed`](Self::mixed) puts a source of
+/// either kind in a renewing box, for one type over both; such a box still
+/// replays only what its source renews.
+///
 /// Each credential lookup allocates one boxed future.
-#[derive(Clone)]
-pub struct BoxCredentialSource(Arc<dyn DynSource>);
+pub struct BoxCredentialSource<K = Renewing> {
+    source: Arc<dyn DynSource>,
+    _kind: PhantomData<fn() -> K>,
+}
 
-impl BoxCredentialSource {
-    /// Erases the type of `source`.
+impl<K: SourceKind> BoxCredentialSource<K> {
+    /// Erases the type of `source`, keeping its kind.
     pub fn new<C>(source: C) -> Self
+    where
+        C: CredentialSource<Kind = K> + Send + Sync + 'static,
+        C::Future: Send + 'static,
+    {
+        Self::boxed(source)
+    }
+
+    fn boxed<C>(source: C) -> Self
     where
         C: CredentialSource + Send + Sync + 'static,
         C::Future: Send + 'static,
     {
-        Self(Arc::new(source))
+        Self {
+            source: Arc::new(source),
+            _kind: PhantomData,
+        }
     }
 }
 
-impl CredentialSource for BoxCredentialSource {
+impl BoxCredentialSource<Renewing> {
+    /// Erases the type of `source`, of either kind, into a renewing box:
+    /// its requests' bodies must be replayable, and only a source that
+    /// renews has them replayed.
+    pub fn mixed<C>(source: C) -> Self
+    where
+        C: CredentialSource + Send + Sync + 'static,
+        C::Future: Send + 'static,
+    {
+        Self::boxed(source)
+    }
+}
+
+impl<K> Clone for BoxCredentialSource<K> {
+    fn clone(&self) -> Self {
+        Self {
+            source: self.source.clone(),
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K: SourceKind> CredentialSource for BoxCredentialSource<K> {
     type Future = BoxFuture<'static, Result<Credential, AuthError>>;
-    type Kind = Renewing;
+    type Kind = K;
 
     fn credential(&self) -> Self::Future {
-        self.0.dyn_credential()
+        self.source.dyn_credential()
     }
 
     fn can_renew(&self) -> bool {
-        self.0.dyn_can_renew()
+        self.source.dyn_can_renew()
     }
 
     fn on_unauthorized(&self, rejected: &Credential) {
-        self.0.dyn_on_unauthorized(rejected)
+        self.source.dyn_on_unauthorized(rejected)
     }
 
     fn is_rejected(&self, credential: &Credential) -> bool {
-        self.0.dyn_is_rejected(credential)
+        self.source.dyn_is_rejected(credential)
     }
 
     fn on_replay(&self, replayed: bool) {
-        self.0.dyn_on_replay(replayed)
+        self.source.dyn_on_replay(replayed)
     }
 
     fn base_url(&self) -> Option<&BaseUrl> {
-        self.0.dyn_base_url()
+        self.source.dyn_base_url()
     }
 }
 
-impl fmt::Debug for BoxCredentialSource {
+impl<K> fmt::Debug for BoxCredentialSource<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BoxCredentialSource")
             .finish_non_exhaustive()

@@ -73,7 +73,7 @@ pub trait CredentialSource {
 
     /// Whether this source obtains a new credential after a 401; by default
     /// what its [`Kind`](Self::Kind) says. A [`Renewing`] source that holds
-    /// a static one (as [`BoxCredentialSource`](crate::BoxCredentialSource) may) answers `false`, and
+    /// a static one (as [`BoxCredentialSource::mixed`](crate::BoxCredentialSource::mixed) may) answers `false`, and
     /// its requests are then not kept for a replay.
     fn can_renew(&self) -> bool {
         Self::Kind::RENEWS
