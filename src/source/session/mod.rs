@@ -12,7 +12,7 @@ mod stats;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -266,8 +266,10 @@ impl Engine {
     /// Only a request that finds the lock free looks; the first one to
     /// start the refresh clears the due time, so later ones do not.
     fn refresh(self: &Arc<Self>, now: Instant) {
-        let Ok(mut guard) = self.login.try_lock() else {
-            return;
+        let mut guard = match self.login.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
         };
         #[cfg(test)]
         bump(&self.locks);
