@@ -249,7 +249,8 @@ where
         mut response: Response<RB>,
     ) -> Result<State<S, C, B>, Response<RB>> {
         let replayable = replay.body.as_ref().is_some_and(C::Kind::start_replay);
-        if !protocol::first_unauthorized(&replay.common.source, &replay.stamped, replayable) {
+        protocol::first_unauthorized(&replay.common.source, &replay.stamped, replayable);
+        if !replayable {
             response
                 .extensions_mut()
                 .insert(ReplaySkipped::BodyOverLimit);

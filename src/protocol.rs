@@ -95,16 +95,15 @@ pub(crate) fn must_hold<C: CredentialSource>(source: &C, credential: &Credential
 }
 
 /// A first attempt stamped with `stamped` was answered 401: tells the
-/// source, and whether the request is replayed (`replayable`: its body's
-/// copy can still be sent whole).
+/// source, and whether the request is replayed (`replayed`: its body's copy
+/// can still be sent whole).
 pub(crate) fn first_unauthorized<C: CredentialSource>(
     source: &C,
     stamped: &Credential,
-    replayable: bool,
-) -> bool {
+    replayed: bool,
+) {
     source.on_unauthorized(stamped);
-    source.on_replay(replayable);
-    replayable
+    source.on_replay(replayed);
 }
 
 /// A replay (or held request) sent with `credential` was answered

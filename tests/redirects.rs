@@ -135,6 +135,22 @@ async fn credential_call_redirected(path: &str) -> (FakeInfobip, FakeInfobip) {
     (infobip, elsewhere)
 }
 
+/// An OAuth 2.0 source for the fake's account, fetching tokens through
+/// `client`.
+fn oauth2<T, RB>(infobip: &FakeInfobip, client: T) -> OAuth2
+where
+    T: infobip_auth::HttpClient<RB>,
+    RB: From<Bytes> + Send + 'static,
+{
+    OAuth2::builder(
+        infobip.base_url(),
+        FakeInfobip::USERNAME,
+        FakeInfobip::PASSWORD,
+    )
+    .build(client)
+    .unwrap()
+}
+
 fn assert_refused_and_kept_home(
     result: Result<(StatusCode, Bytes), AuthError>,
     elsewhere: &FakeInfobip,
@@ -174,13 +190,7 @@ async fn a_session_login_redirected_elsewhere_is_refused_through_follow_redirect
 #[tokio::test]
 async fn a_token_request_redirected_elsewhere_is_refused_through_hyper_util() {
     let (infobip, elsewhere) = credential_call_redirected("/auth/1/oauth2/token").await;
-    let source = OAuth2::builder(
-        infobip.base_url(),
-        FakeInfobip::USERNAME,
-        FakeInfobip::PASSWORD,
-    )
-    .build(hyper_client())
-    .unwrap();
+    let source = oauth2(&infobip, hyper_client());
     let service = authed(&infobip, source);
     assert_refused_and_kept_home(send(&service, sms("{}")).await, &elsewhere);
 }
@@ -209,13 +219,7 @@ mod through_reqwest {
     #[tokio::test]
     async fn a_token_request_redirected_elsewhere_is_refused() {
         let (infobip, elsewhere) = credential_call_redirected("/auth/1/oauth2/token").await;
-        let source = OAuth2::builder(
-            infobip.base_url(),
-            FakeInfobip::USERNAME,
-            FakeInfobip::PASSWORD,
-        )
-        .build(client())
-        .unwrap();
+        let source = oauth2(&infobip, client());
         let service = authed(&infobip, source);
         assert_refused_and_kept_home(send(&service, sms("{}")).await, &elsewhere);
     }

@@ -145,11 +145,9 @@ where
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        let replayable = copy.as_ref().is_some_and(Copy::start_replay);
-        let (true, Some(copy)) = (
-            protocol::first_unauthorized(source, &credential, replayable),
-            copy,
-        ) else {
+        let copy = copy.filter(Copy::start_replay);
+        protocol::first_unauthorized(source, &credential, copy.is_some());
+        let Some(copy) = copy else {
             let mut response = response;
             response
                 .extensions_mut()

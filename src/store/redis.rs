@@ -17,7 +17,7 @@ const DEFAULT_PREFIX: &str = "infobip-auth";
 /// that Redis never refuses one half-way through a script.
 fn ttl_ms(ttl: Duration) -> u64 {
     let year = crate::source::session::MAX_LIFETIME;
-    u64::try_from(ttl.min(year).as_millis()).unwrap_or(1).max(1)
+    crate::source::session::millis(ttl.min(year)).max(1)
 }
 
 /// Generations follow the server's clock in microseconds, and always grow

@@ -21,7 +21,7 @@ use http::HeaderValue;
 use zeroize::Zeroizing;
 
 use super::SharedStore;
-use crate::source::session::MAX_LIFETIME;
+use crate::source::session::{millis, MAX_LIFETIME};
 
 const VERSION: u8 = 2;
 const ID_LEN: usize = 16;
@@ -79,13 +79,7 @@ pub(crate) struct Sealer {
 
 /// Milliseconds since the Unix epoch (0 before it, saturating far after).
 pub(crate) fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// A duration in milliseconds, saturating.
-fn ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    at.duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
 impl Sealer {
@@ -133,7 +127,7 @@ impl Sealer {
         replaces: Option<[u8; ID_LEN]>,
     ) -> Option<(Vec<u8>, RecordId)> {
         let now = unix_ms(SystemTime::now());
-        let expires_in = expires_in.map(|e| ms(e.min(MAX_LIFETIME)));
+        let expires_in = expires_in.map(|e| millis(e.min(MAX_LIFETIME)));
         let expires_at = expires_in.map_or(0, |e| now.saturating_add(e).max(1));
         let lifetime = expires_in.unwrap_or(0);
         let mut plain = Zeroizing::new(Vec::with_capacity(16 + value.len()));
@@ -181,7 +175,7 @@ impl Sealer {
         replaces.copy_from_slice(&header[1 + ID_LEN..=2 * ID_LEN]);
         let sealed_at = u64::from_be_bytes(header[1 + 2 * ID_LEN..].try_into().ok()?);
         let now = unix_ms(SystemTime::now());
-        if sealed_at > now.saturating_add(ms(MAX_CLOCK_SKEW)) {
+        if sealed_at > now.saturating_add(millis(MAX_CLOCK_SKEW)) {
             return None;
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
@@ -209,7 +203,7 @@ impl Sealer {
         let expires_at = u64::from_be_bytes(expires_at.try_into().ok()?);
         let lifetime = u64::from_be_bytes(lifetime.try_into().ok()?);
         let expires_in = match expires_at {
-            0 if now.saturating_sub(sealed_at) >= ms(self.max_age) => return None,
+            0 if now.saturating_sub(sealed_at) >= millis(self.max_age) => return None,
             0 => None,
             at => Some(Duration::from_millis(
                 at.checked_sub(now).filter(|left| *left > 0)?,
@@ -286,9 +280,9 @@ mod tests {
     /// again, as a replica whose clock reads `at` would have sealed it.
     fn sealed_at(sealer: &Sealer, at: u64, expires_in: Option<Duration>) -> Vec<u8> {
         let mut plain = Vec::new();
-        let expires_at = expires_in.map_or(0, |e| at.saturating_add(ms(e)).max(1));
+        let expires_at = expires_in.map_or(0, |e| at.saturating_add(millis(e)).max(1));
         plain.extend_from_slice(&expires_at.to_be_bytes());
-        plain.extend_from_slice(&expires_in.map_or(0, ms).to_be_bytes());
+        plain.extend_from_slice(&expires_in.map_or(0, millis).to_be_bytes());
         plain.extend_from_slice(token().as_bytes());
         let mut record = vec![VERSION];
         record.extend_from_slice(&[9; ID_LEN]);
@@ -383,9 +377,9 @@ mod tests {
     #[test]
     fn a_record_without_expiry_opens_only_within_the_idle_timeout() {
         let sealer = sealer("prod", 7, "alice");
-        let fresh = sealed_at(&sealer, now_ms() - ms(HOUR) + 60_000, None);
+        let fresh = sealed_at(&sealer, now_ms() - millis(HOUR) + 60_000, None);
         assert!(sealer.open(&fresh).is_some(), "59 minutes old");
-        let old = sealed_at(&sealer, now_ms() - ms(HOUR) - 1, None);
+        let old = sealed_at(&sealer, now_ms() - millis(HOUR) - 1, None);
         assert!(sealer.open(&old).is_none(), "over an hour old");
         let ancient = sealed_at(&sealer, 1, None);
         assert!(sealer.open(&ancient).is_none(), "sealed in 1970");
@@ -396,9 +390,9 @@ mod tests {
         let sealer = sealer("prod", 7, "alice");
         let skewed = sealed_at(&sealer, now_ms() + 60_000, None);
         assert!(sealer.open(&skewed).is_some(), "a minute ahead");
-        let far = sealed_at(&sealer, now_ms() + ms(MAX_CLOCK_SKEW) + 60_000, None);
+        let far = sealed_at(&sealer, now_ms() + millis(MAX_CLOCK_SKEW) + 60_000, None);
         assert!(sealer.open(&far).is_none(), "beyond the skew");
-        let last = sealed_at(&sealer, u64::MAX - ms(HOUR), Some(HOUR));
+        let last = sealed_at(&sealer, u64::MAX - millis(HOUR), Some(HOUR));
         assert!(sealer.open(&last).is_none(), "the end of time");
     }
 
@@ -488,10 +482,10 @@ mod tests {
                 let record = sealed_at(&sealer, at, expires_in);
                 let now = now_ms();
                 if let Some(opened) = sealer.open(&record) {
-                    prop_assert!(at <= now.saturating_add(ms(MAX_CLOCK_SKEW)), "not from the future");
+                    prop_assert!(at <= now.saturating_add(millis(MAX_CLOCK_SKEW)), "not from the future");
                     match opened.expires_in {
                         Some(left) => prop_assert!(left <= MAX_LIFETIME),
-                        None => prop_assert!(now.saturating_sub(at) < ms(HOUR), "young enough"),
+                        None => prop_assert!(now.saturating_sub(at) < millis(HOUR), "young enough"),
                     }
                 }
             }

@@ -484,8 +484,8 @@ impl Engine {
     }
 }
 
-/// `duration` in milliseconds, saturating.
-fn millis(duration: Duration) -> u64 {
+/// `duration` in whole milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
     (duration.as_secs().saturating_mul(1000)).saturating_add(u64::from(duration.subsec_millis()))
 }
 
@@ -572,20 +572,12 @@ mod tests {
     }
 
     fn engine(status: StatusCode, expires_in: Option<Duration>) -> Arc<Engine> {
-        answering(
-            "https://api.infobip.com",
-            status,
-            http::HeaderMap::new(),
-            expires_in,
-        )
+        answering(status, http::HeaderMap::new(), expires_in)
     }
 
-    /// An engine for `base` whose every login is answered `status` with
+    /// An engine whose every login is answered `status` with
     /// `headers`, granting a session of `expires_in` when the status is 200.
-    /// Tests that log in often use a base URL of their own: the login rate
-    /// is shared by every engine of the process with the same one.
     fn answering(
-        base: &str,
         status: StatusCode,
         headers: http::HeaderMap,
         expires_in: Option<Duration>,
@@ -601,11 +593,9 @@ mod tests {
         };
         let mut settings = Settings::new(None, Duration::from_secs(60));
         // The login rate spaces logins by the wall clock, which paused
-        // time does not move: tests that log in often run without it.
-        if base != "https://api.infobip.com" {
-            settings.login_rate = Some(u32::MAX);
-        }
-        let base = BaseUrl::new(base).unwrap();
+        // time does not move: these tests run without it.
+        settings.login_rate = Some(u32::MAX);
+        let base = BaseUrl::new("https://api.infobip.com").unwrap();
         let engine = Engine::new(base, settings, probe(), probe()).unwrap();
         home.set(Arc::downgrade(&engine)).unwrap();
         engine
@@ -710,8 +700,7 @@ mod tests {
                 }
                 let status = StatusCode::from_u16(status).unwrap();
                 run(async move {
-                    let base = "https://extreme.api.infobip.com";
-                    let engine = answering(base, status, headers, expires_in);
+                    let engine = answering(status, headers, expires_in);
                     let logins = || engine.stats().logins;
                     let expected = match engine.credential().await {
                         Ok(_) if expires_in.is_none() => 1,
